@@ -1,0 +1,43 @@
+# One command per habit. Every target sets up .venv first, so each works on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo serve migrate test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## migrate, load demo data and serve at http://127.0.0.1:8000
+	$(BIN)/originlive demo
+
+serve: $(STAMP)
+	$(BIN)/originlive serve
+
+migrate: $(STAMP)
+	$(BIN)/originlive migrate
+
+test: $(STAMP)  ## the whole suite, SQLite and PostgreSQL
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## SQLite only
+	$(BIN)/python -m pytest -k "not postgresql"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts migrations
+	$(BIN)/ruff format --check src tests bench scripts migrations
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench scripts migrations
+	$(BIN)/ruff check --fix src tests bench scripts migrations
+
+bench: $(STAMP)
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""originlive: live commerce from the place of origin."""
+
+__version__ = "0.1.0"

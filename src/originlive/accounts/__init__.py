@@ -1,0 +1,1 @@
+"""Users, roles, tokens, cookie sessions and the operators' audit log."""

@@ -1,0 +1,91 @@
+"""create_app(): routers, middleware and the lifespan that owns engines and clients."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+
+from originlive import __version__
+from originlive.accounts import api as accounts_api
+from originlive.accounts import pages as accounts_pages
+from originlive.catalog import api as catalog_api
+from originlive.catalog import pages as catalog_pages
+from originlive.catalog.storage import LocalImageStorage
+from originlive.db import create_engine, create_sessionmaker
+from originlive.errors import install_error_handlers
+from originlive.middleware import BodyLimitMiddleware
+from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from originlive.regions import api as regions_api
+from originlive.settings import Settings, get_settings
+from originlive.web import pages as web_pages
+from originlive.web.errors import install_html_error_pages
+from originlive.web.templating import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the database engine and the Redis client for the life of the process."""
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url, echo=settings.db_echo)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    redis: Redis | None = None
+    limiter: RateLimiter
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        await redis.ping()  # fail at start-up, not on the first login
+        limiter = RedisRateLimiter(redis)
+    else:
+        limiter = MemoryRateLimiter()
+    app.state.redis = redis
+    app.state.rate_limiter = limiter
+    app.state.image_storage = LocalImageStorage(settings.media_dir)
+    try:
+        yield
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI application for the given settings (the environment's by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="originlive",
+        version=__version__,
+        summary="Live commerce from the place of origin.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_html_error_pages(app)  # browsers get pages, /api/* keeps problem JSON
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    for router in (
+        accounts_api.router,
+        regions_api.router,
+        catalog_api.router,
+        web_pages.router,
+        accounts_pages.router,
+        catalog_pages.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+
+    @app.get("/healthz", tags=["ops"], include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

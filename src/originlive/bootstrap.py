@@ -1,0 +1,41 @@
+"""Bring a database up to date: Alembic migrations, then the shipped region data."""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from originlive.db import create_engine, create_sessionmaker, is_sqlite
+from originlive.regions import service as regions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for the checkout's migrations and the given database."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def _load_regions(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            added = await regions.load_official(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return added
+
+
+def migrate(url: str) -> int:
+    """Upgrade the schema to head and load missing official regions; returns regions added."""
+    if is_sqlite(url):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")
+    return asyncio.run(_load_regions(url))

@@ -1,0 +1,1 @@
+"""Shops, products, SKUs, images and provenance, with search by text and region."""

@@ -1,0 +1,285 @@
+"""JSON routes of the catalog: shops and their review, products, SKUs, provenance, images."""
+
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts.deps import CurrentUser, Operator, OptionalUser
+from originlive.catalog import schemas, service
+from originlive.catalog.deps import (
+    MAX_ID,
+    OwnedProduct,
+    OwnedShop,
+    OwnedSku,
+    RowId,
+    ShopListScope,
+    Storage,
+    VisibleProduct,
+    VisibleShop,
+    can_manage,
+)
+from originlive.catalog.models import Product, Shop
+from originlive.catalog.storage import ImageStorage
+from originlive.db import SessionDep
+from originlive.regions.models import Region
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=100_000)]
+RegionFilter = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{6,12}$", description="A region code; every region below it counts."),
+]
+
+SEARCH_DESCRIPTION = """\
+Products on sale (active, in approved shops), as a page: `items`, `total` (matches across all
+pages), `limit`, `offset`.
+
+`q` matches Chinese or English text anywhere in the title, description, category, shop name
+and origin place names; every word must match, and products matching in their title come
+first, then the newest. `region` takes any region code and includes everything below it
+(a province finds its counties' products). `shop` and `category` narrow further.
+"""
+
+
+async def _shops_out(session: AsyncSession, shops: Sequence[Shop]) -> list[schemas.Shop]:
+    names = await service.place_names(session, places=(s.region for s in shops))
+    return [schemas.Shop.model_validate(s, context={"place_names": names}) for s in shops]
+
+
+def _places(product: Product) -> Iterator[Region | None]:
+    yield product.shop.region
+    yield product.origin
+    yield from (e.place_region for e in product.provenance)
+
+
+async def _products_out(
+    session: AsyncSession, storage: ImageStorage, products: Sequence[Product]
+) -> list[schemas.Product]:
+    names = await service.place_names(session, places=chain.from_iterable(map(_places, products)))
+    context = {"place_names": names, "storage": storage}
+    return [schemas.Product.model_validate(p, context=context) for p in products]
+
+
+# Shops
+
+
+@router.post("/shops", status_code=status.HTTP_201_CREATED, response_model=schemas.Shop)
+async def open_shop(
+    body: schemas.ShopCreate, request: Request, session: SessionDep, user: CurrentUser
+) -> schemas.Shop:
+    """Open a shop; it sells once an operator approves it. The owner becomes a merchant."""
+    approve = request.app.state.settings.auto_approve_shops
+    shop = await service.open_shop(session, owner=user, data=body, approve=approve)
+    return (await _shops_out(session, [shop]))[0]
+
+
+@router.get("/shops", response_model=schemas.Page[schemas.Shop])
+async def list_shops(
+    session: SessionDep,
+    scope: ShopListScope,
+    region: RegionFilter = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> schemas.Page[schemas.Shop]:
+    """Approved shops, newest first; ``mine=true`` for the caller's own shops in any state."""
+    shops, total = await service.list_shops(
+        session,
+        statuses=scope.statuses,
+        owner_id=scope.owner_id,
+        region_code=region,
+        limit=limit,
+        offset=offset,
+    )
+    items = await _shops_out(session, shops)
+    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/shops/{shop_id}", response_model=schemas.Shop)
+async def get_shop(shop: VisibleShop, session: SessionDep) -> schemas.Shop:
+    """One shop; pending and rejected shops only for their owner and operators."""
+    return (await _shops_out(session, [shop]))[0]
+
+
+@router.patch("/shops/{shop_id}", response_model=schemas.Shop)
+async def update_shop(
+    body: schemas.ShopUpdate, shop: OwnedShop, session: SessionDep, user: CurrentUser
+) -> schemas.Shop:
+    """Change the shop's name, description, contact or region (owner or operator)."""
+    shop = await service.update_shop(session, shop=shop, actor=user, data=body)
+    return (await _shops_out(session, [shop]))[0]
+
+
+@router.post("/shops/{shop_id}/approve", response_model=schemas.Shop)
+async def approve_shop(operator: Operator, shop: OwnedShop, session: SessionDep) -> schemas.Shop:
+    """Approve the shop so that it sells (operators only)."""
+    shop = await service.approve_shop(session, shop=shop, operator=operator)
+    return (await _shops_out(session, [shop]))[0]
+
+
+@router.post("/shops/{shop_id}/reject", response_model=schemas.Shop)
+async def reject_shop(
+    body: schemas.ShopReject, operator: Operator, shop: OwnedShop, session: SessionDep
+) -> schemas.Shop:
+    """Reject the shop, or stop an approved one, with a reason (operators only)."""
+    shop = await service.reject_shop(session, shop=shop, operator=operator, reason=body.reason)
+    return (await _shops_out(session, [shop]))[0]
+
+
+# Products
+
+
+@router.post(
+    "/shops/{shop_id}/products", status_code=status.HTTP_201_CREATED, response_model=schemas.Product
+)
+async def create_product(
+    body: schemas.ProductCreate,
+    shop: OwnedShop,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: Storage,
+) -> schemas.Product:
+    """List a product in the shop with at least one SKU (owner or operator)."""
+    product = await service.create_product(session, shop=shop, actor=user, data=body)
+    return (await _products_out(session, storage, [product]))[0]
+
+
+@router.get("/shops/{shop_id}/products", response_model=schemas.Page[schemas.Product])
+async def list_shop_products(
+    shop: VisibleShop,
+    session: SessionDep,
+    user: OptionalUser,
+    storage: Storage,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> schemas.Page[schemas.Product]:
+    """The shop's products, newest first; its owner and operators also see hidden ones."""
+    products, total = await service.search_products(
+        session, shop_id=shop.id, public=not can_manage(user, shop), limit=limit, offset=offset
+    )
+    items = await _products_out(session, storage, products)
+    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/products", response_model=schemas.Page[schemas.Product], description=SEARCH_DESCRIPTION
+)
+async def search_products(
+    session: SessionDep,
+    storage: Storage,
+    q: Annotated[
+        str | None, Query(max_length=100, pattern=schemas.ONE_LINE, description="Words to find.")
+    ] = None,
+    region: RegionFilter = None,
+    shop: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this shop.")] = None,
+    category: Annotated[str | None, Query(max_length=40, pattern=schemas.ONE_LINE)] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> schemas.Page[schemas.Product]:
+    """Search products on sale by text, region of origin, shop and category."""
+    products, total = await service.search_products(
+        session,
+        q=q,
+        region_code=region,
+        shop_id=shop,
+        category=category,
+        limit=limit,
+        offset=offset,
+    )
+    items = await _products_out(session, storage, products)
+    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/products/{product_id}", response_model=schemas.Product)
+async def get_product(
+    product: VisibleProduct, session: SessionDep, storage: Storage
+) -> schemas.Product:
+    """One product with its SKUs, shop, origin, provenance and images."""
+    return (await _products_out(session, storage, [product]))[0]
+
+
+@router.patch("/products/{product_id}", response_model=schemas.Product)
+async def update_product(
+    body: schemas.ProductUpdate,
+    product: OwnedProduct,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: Storage,
+) -> schemas.Product:
+    """Change the product's text, origin or status; ``hidden`` takes it off sale."""
+    product = await service.update_product(session, product=product, actor=user, data=body)
+    return (await _products_out(session, storage, [product]))[0]
+
+
+@router.post(
+    "/products/{product_id}/skus", status_code=status.HTTP_201_CREATED, response_model=schemas.Sku
+)
+async def add_sku(
+    body: schemas.SkuCreate, product: OwnedProduct, session: SessionDep, user: CurrentUser
+) -> schemas.Sku:
+    """Add a SKU to the product."""
+    sku = await service.add_sku(session, product=product, actor=user, data=body)
+    return schemas.Sku.model_validate(sku)
+
+
+@router.patch("/skus/{sku_id}", response_model=schemas.Sku)
+async def update_sku(
+    body: schemas.SkuUpdate, sku: OwnedSku, session: SessionDep, user: CurrentUser
+) -> schemas.Sku:
+    """Change a SKU's name, price or stock on hand."""
+    sku = await service.update_sku(session, sku=sku, actor=user, data=body)
+    return schemas.Sku.model_validate(sku)
+
+
+@router.post(
+    "/products/{product_id}/provenance",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Provenance,
+)
+async def add_provenance(
+    body: schemas.ProvenanceCreate,
+    product: OwnedProduct,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: Storage,
+) -> schemas.Provenance:
+    """Record where and when a batch was harvested, made, processed or inspected."""
+    entry = await service.add_provenance(session, product=product, actor=user, data=body)
+    names = await service.place_names(session, places=[entry.place_region])
+    context = {"place_names": names, "storage": storage}
+    return schemas.Provenance.model_validate(entry, context=context)
+
+
+@router.post(
+    "/products/{product_id}/images",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Image,
+)
+async def upload_image(
+    file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP image.")],
+    product: OwnedProduct,
+    session: SessionDep,
+    user: CurrentUser,
+    storage: Storage,
+) -> schemas.Image:
+    """Upload a photo of the product; the format is read from the bytes, not the file name."""
+    # BodyLimitMiddleware has already refused bodies over settings.max_upload_bytes.
+    data = await file.read()
+    image = await service.add_image(
+        session, product=product, actor=user, storage=storage, data=data
+    )
+    return schemas.Image.model_validate(image, context={"storage": storage})
+
+
+@router.delete("/products/{product_id}/images/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_image(
+    image_id: RowId, product: OwnedProduct, session: SessionDep, user: CurrentUser, storage: Storage
+) -> None:
+    """Delete one of the product's photos."""
+    await service.delete_image(
+        session, product=product, actor=user, storage=storage, image_id=image_id
+    )

@@ -1,0 +1,113 @@
+"""originlive serve | migrate | demo | create-operator."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from originlive.settings import Settings, get_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    uvicorn.run(
+        "originlive.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    from originlive.bootstrap import migrate
+
+    added = migrate(settings.resolved_database_url)
+    print(f"database is at the latest schema; {added} official regions added")
+
+
+async def _create_operator(settings: Settings, email: str, password: str, name: str) -> None:
+    from originlive.accounts import service as accounts
+    from originlive.accounts.models import Role
+    from originlive.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await accounts.get_by_email(session, email=email)
+            if user is None:
+                user = await accounts.create(
+                    session,
+                    email=email,
+                    password=password,
+                    display_name=name,
+                    roles=(Role.OPERATOR,),
+                )
+            else:
+                await accounts.grant_role(session, user=user, role=Role.OPERATOR)
+            await accounts.record_audit(
+                session,
+                actor=None,
+                action="operator.create",
+                target_type="user",
+                target_id=user.id,
+                detail={"email": user.email, "by": "command line"},
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print(f"{email} is an operator")
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    from originlive.demo import seed
+
+    _migrate(settings)
+    summary = asyncio.run(seed(settings))
+    print(summary)
+    _serve(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="originlive", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "serve the platform"),
+        ("demo", "migrate, load the demo shops and serve"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--host", help="address to listen on (ORIGINLIVE_HOST)")
+        sub.add_argument("--port", type=int, help="port to listen on (ORIGINLIVE_PORT)")
+        sub.add_argument("--workers", type=int, help="worker processes (ORIGINLIVE_WORKERS)")
+    commands.add_parser("migrate", help="bring the database to the latest schema")
+    operator = commands.add_parser("create-operator", help="create an operator, or make a user one")
+    operator.add_argument("--email", required=True)
+    operator.add_argument("--password", required=True)
+    operator.add_argument("--name", default="Operator", help="display name of a new account")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``originlive`` command."""
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "migrate":
+        _migrate(settings)
+    elif args.command == "demo":
+        _demo(settings, args)
+    elif args.command == "create-operator":
+        if len(args.password) < 8:
+            sys.exit("the password needs at least 8 characters")
+        asyncio.run(_create_operator(settings, args.email, args.password, args.name))
+
+
+if __name__ == "__main__":
+    main()

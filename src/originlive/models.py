@@ -1,0 +1,8 @@
+"""One place that imports every feature's tables, for Alembic and the test set-up."""
+
+
+def import_all_models() -> None:
+    """Import each feature's models module so its tables join the metadata."""
+    import originlive.accounts.models
+    import originlive.catalog.models
+    import originlive.regions.models  # noqa: F401

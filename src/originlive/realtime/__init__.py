@@ -1,0 +1,1 @@
+"""Room fan-out, presence and rate limits: in-process by default, Redis when configured."""

@@ -1,0 +1,1 @@
+"""The region tree: province → prefecture → county → township → village."""

@@ -1,0 +1,72 @@
+"""Typed settings, read once from ``ORIGINLIVE_*`` environment variables."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform; unset database and Redis URLs mean the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="ORIGINLIVE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"), description="Where the SQLite file, media and the secret live."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite in data_dir."
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL; unset means in-process.")
+    secret_key: str | None = Field(
+        default=None, description="Signs CSRF tokens; unset means one kept in data_dir."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    auto_approve_shops: bool = Field(default=False, description="Approve new shops at once.")
+    api_token_ttl_seconds: int = 24 * 3600
+    session_ttl_seconds: int = 14 * 24 * 3600
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only."
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, description="Largest request body, uploads excepted."
+    )
+    max_upload_bytes: int = Field(default=10 << 20, description="Largest uploaded image.")
+    login_attempts: int = Field(default=10, description="Failed logins allowed per window.")
+    login_window_seconds: int = 300
+    db_echo: bool = False
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The URL the engine uses."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'originlive.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where uploaded images are stored by the local storage backend."""
+        return self.data_dir / "media"
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept beside the data."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()

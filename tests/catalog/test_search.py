@@ -1,0 +1,170 @@
+"""Product search over HTTP: Chinese and English text, region subtrees, what is on sale."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.catalog.conftest import Catalog
+from tests.conftest import Actor
+
+
+def sku(price: int = 1000) -> list[dict[str, Any]]:
+    return [{"name": "标准装", "price_cents": price, "stock": 10}]
+
+
+@dataclass
+class Shelf:
+    """The products every search test looks for, by nickname."""
+
+    owner: Actor
+    shop: dict[str, Any]
+    ids: dict[str, int]
+
+
+@pytest.fixture
+async def shelf(make_user, catalog: Catalog) -> Shelf:
+    owner = await make_user("merchant")
+    shop = await catalog.shop(owner, name="彩云之南农场", region_code="530000")
+    pending = await catalog.shop(owner, approve=False, name="待审果园")
+    rows = {
+        "kiwi": (shop, "云南红心猕猴桃", "酸甜多汁", "水果", "530114"),
+        "jam": (shop, "Wugong Kiwi Jam", "Made from 猕猴桃 grown in Shaanxi", "jam", "610431"),
+        "succulent": (shop, "多肉植物组合盆栽", "老桩多肉，带盆发货", "花卉", "500242"),
+        "lychee": (shop, "增城荔枝", "妃子笑", "水果", "440000"),
+        "hidden": (shop, "下架的猕猴桃", "不再销售", "水果", "530114"),
+        "unapproved": (pending, "待审核的猕猴桃", "店铺未审核", "水果", "530114"),
+    }
+    ids = {}
+    for nickname, (where, title, description, category, origin) in rows.items():
+        product = await catalog.product(
+            owner,
+            where["id"],
+            title=title,
+            description=description,
+            category=category,
+            origin_region_code=origin,
+            skus=sku(),
+        )
+        ids[nickname] = product["id"]
+    response = await catalog.client.patch(
+        f"/api/v1/products/{ids['hidden']}", json={"status": "hidden"}, headers=owner.headers
+    )
+    assert response.status_code == 200
+    return Shelf(owner, shop, ids)
+
+
+async def found(client: httpx.AsyncClient, shelf: Shelf, **params: Any) -> list[str]:
+    """Nicknames of the products a search returns, in order."""
+    response = await client.get("/api/v1/products", params=params)
+    assert response.status_code == 200, response.text
+    names = {v: k for k, v in shelf.ids.items()}
+    return [names[p["id"]] for p in response.json()["items"]]
+
+
+async def test_chinese_query_puts_title_matches_first(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, q="猕猴桃") == ["kiwi", "jam"]
+
+
+async def test_two_character_chinese_query(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, q="多肉") == ["succulent"]
+    assert await found(client, shelf, q="猕猴") == ["kiwi", "jam"]
+
+
+async def test_english_query_ignores_case(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, q="kiwi") == ["jam"]
+    assert await found(client, shelf, q="SHAANXI") == ["jam"]
+    assert await found(client, shelf, q="wugong jam") == ["jam"]
+
+
+async def test_every_word_must_match(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, q="猕猴桃 红心") == ["kiwi"]
+    assert await found(client, shelf, q="猕猴桃 荔枝") == []
+
+
+async def test_finds_by_shop_category_and_origin_names(client, shelf: Shelf) -> None:
+    assert set(await found(client, shelf, q="彩云之南")) == {"kiwi", "jam", "succulent", "lychee"}
+    assert await found(client, shelf, q="花卉") == ["succulent"]
+    assert await found(client, shelf, q="呈贡区") == ["kiwi"]
+    assert await found(client, shelf, q="武功") == ["jam"]
+    assert await found(client, shelf, q="重庆") == ["succulent"]
+
+
+async def test_region_includes_everything_below(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, region="530000") == ["kiwi"]
+    assert await found(client, shelf, region="530100") == ["kiwi"]
+    assert await found(client, shelf, region="610000") == ["jam"]
+    assert await found(client, shelf, region="500000") == ["succulent"]
+    assert await found(client, shelf, region="440000") == ["lychee"]
+    assert await found(client, shelf, region="610431", q="猕猴桃") == ["jam"]
+    assert await found(client, shelf, region="530000", q="荔枝") == []
+
+
+async def test_hidden_and_unapproved_are_never_found(
+    client, shelf: Shelf, catalog: Catalog
+) -> None:
+    everything = await found(client, shelf)
+    assert set(everything) == {"kiwi", "jam", "succulent", "lychee"}
+    for q in ("下架", "待审核", "猕猴桃"):
+        assert {"hidden", "unapproved"}.isdisjoint(await found(client, shelf, q=q))
+    # Even for their owner: search is the public shop window.
+    response = await client.get(
+        "/api/v1/products", params={"q": "下架"}, headers=shelf.owner.headers
+    )
+    assert response.json()["items"] == []
+
+
+async def test_filters_and_pages(client, shelf: Shelf) -> None:
+    assert await found(client, shelf, category="水果") == ["lychee", "kiwi"]
+    assert await found(client, shelf, shop=shelf.shop["id"], q="jam") == ["jam"]
+    assert await found(client, shelf, shop=999999) == []
+    page = (await client.get("/api/v1/products", params={"limit": 2, "offset": 1})).json()
+    assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (4, 2, 1, 2)
+    item = page["items"][0]
+    assert {"skus", "shop", "origin", "provenance", "images"} <= item.keys()
+
+
+async def test_index_follows_changes(client, shelf: Shelf, catalog: Catalog) -> None:
+    headers = shelf.owner.headers
+    await client.patch(
+        f"/api/v1/products/{shelf.ids['lychee']}", json={"title": "桂味荔枝"}, headers=headers
+    )
+    assert await found(client, shelf, q="增城") == []
+    assert await found(client, shelf, q="桂味荔枝") == ["lychee"]
+    await client.patch(
+        f"/api/v1/shops/{shelf.shop['id']}", json={"name": "山货铺"}, headers=headers
+    )
+    assert len(await found(client, shelf, q="山货铺")) == 4
+    assert await found(client, shelf, q="彩云之南") == []
+    await client.patch(
+        f"/api/v1/products/{shelf.ids['hidden']}", json={"status": "active"}, headers=headers
+    )
+    assert "hidden" in await found(client, shelf, q="下架")
+    product = await client.get(f"/api/v1/products/{shelf.ids['unapproved']}", headers=headers)
+    await catalog.approve(product.json()["shop_id"])
+    assert await found(client, shelf, q="待审核") == ["unapproved"]
+
+
+async def test_query_text_is_taken_literally(client, shelf: Shelf) -> None:
+    for q in ("%", "_", '"', "猕猴桃 OR", 'NEAR("a" "b")', "*", "a\\b", "^水果"):
+        response = await client.get("/api/v1/products", params={"q": q})
+        assert response.status_code == 200, (q, response.text)
+    assert await found(client, shelf, q="%") == []
+    assert await found(client, shelf, q="   ") != []  # blank: no text filter
+
+
+async def test_bad_search_parameters(client, shelf: Shelf) -> None:
+    for params in (
+        {"region": "999999"},
+        {"region": "abc"},
+        {"limit": 0},
+        {"limit": 101},
+        {"offset": -1},
+        {"q": "x" * 101},
+        {"q": "abc\x00"},
+        {"category": "\x00"},
+    ):
+        response = await client.get("/api/v1/products", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["type"] == "/problems/invalid-input"
