@@ -75,9 +75,16 @@ async def create(session: AsyncSession, *, code: str, name: str, parent_code: st
     """Add a township under a county or a village under a township (operators only)."""
     parent = await get_or_404(session, code=parent_code, field="parent_code")
     level = _ADDABLE_BELOW.get(parent.level)
+    if level is None and parent.level is RegionLevel.PREFECTURE:
+        # Dongguan, Zhongshan, Danzhou: cities with towns directly below them, no counties.
+        has_counties = await session.scalar(
+            select(Region.code).where(Region.parent_code == parent.code).limit(1)
+        )
+        level = None if has_counties else RegionLevel.TOWNSHIP
     if level is None:
         raise InvalidInput(
-            "Only townships (under a county) and villages (under a township) can be added.",
+            "Only townships (under a county, or a city without counties) and villages (under a "
+            "township) can be added.",
             field="parent_code",
         )
     width = _CODE_WIDTH[level]
@@ -105,7 +112,8 @@ async def create(session: AsyncSession, *, code: str, name: str, parent_code: st
 def _official_rows() -> list[dict[str, str]]:
     data = resources.files("originlive.regions").joinpath("data", DATA_FILE)
     with data.open(encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        # The file opens with a comment naming its source (scripts/generate_regions.py).
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
 async def load_official(session: AsyncSession) -> int:
