@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 import uvicorn
@@ -62,9 +63,14 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
     print(f"{email} is an operator")
 
 
-def _demo(settings: Settings, args: argparse.Namespace) -> None:
+def _demo(args: argparse.Namespace) -> None:
     from originlive.demo import seed
 
+    # The demo is a small deployment: shops opened in it sell at once, unless told otherwise.
+    # Set in the environment so that every worker process sees it too.
+    os.environ.setdefault("ORIGINLIVE_AUTO_APPROVE_SHOPS", "true")
+    get_settings.cache_clear()
+    settings = get_settings()
     _migrate(settings)
     summary = asyncio.run(seed(settings))
     print(summary)
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         _migrate(settings)
     elif args.command == "demo":
-        _demo(settings, args)
+        _demo(args)
     elif args.command == "create-operator":
         if len(args.password) < 8:
             sys.exit("the password needs at least 8 characters")

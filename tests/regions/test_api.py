@@ -17,7 +17,12 @@ async def test_provinces_without_parent(client: httpx.AsyncClient) -> None:
 
 async def test_children_and_lookup(client: httpx.AsyncClient) -> None:
     children = (await client.get("/api/v1/regions", params={"parent": "610400"})).json()
-    assert {"code": "610431", "name": "武功县", "level": "county", "parent_code": "610400"} in children
+    assert {
+        "code": "610431",
+        "name": "武功县",
+        "level": "county",
+        "parent_code": "610400",
+    } in children
     one = await client.get("/api/v1/regions/610431")
     assert one.json() == {
         "code": "610431",
