@@ -1,6 +1,7 @@
 """Bring a database up to date: Alembic migrations, then the shipped region data."""
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -37,5 +38,7 @@ def migrate(url: str) -> int:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    # Alembic announces each of its plugins at INFO; only the migrations it runs are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(alembic_config(url), "head")
     return asyncio.run(_load_regions(url))

@@ -221,7 +221,8 @@ SHOPS = [
             "region_code": "441900119",
             "description": (
                 "东莞长安镇的注塑模具厂，二十台CNC、五台慢走丝，接小批量定制。\n"
-                "An injection-mould shop in Chang'an, Dongguan: 20 CNC machines, small runs welcome."
+                "An injection-mould shop in Chang'an, Dongguan: 20 CNC machines, "
+                "small runs welcome."
             ),
             "contact_name": "陈志强",
             "contact_phone": "13602000004",

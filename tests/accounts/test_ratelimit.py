@@ -10,6 +10,8 @@ async def _exercise(limiter) -> None:
     assert (await limiter.hit("k", window_seconds=60))[0] == 1
     count, left = await limiter.hit("k", window_seconds=60)
     assert count == 2 and 0 < left <= 60
+    assert (await limiter.count("k", window_seconds=60))[0] == 2  # counting is not a hit
+    assert (await limiter.count("never", window_seconds=60)) == (0, 60)
     assert (await limiter.hit("other", window_seconds=60))[0] == 1
     await limiter.reset("k")
     assert (await limiter.hit("k", window_seconds=60))[0] == 1

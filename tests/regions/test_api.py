@@ -87,3 +87,35 @@ async def test_region_rules(client: httpx.AsyncClient, make_operator, make_user,
         response = await client.post("/api/v1/regions", json=body, headers=headers)
         assert response.status_code == status, (body, response.text)
     assert await db.scalar(select(func.count()).select_from(Region)) == before
+
+
+async def test_towns_of_a_city_without_counties(client: httpx.AsyncClient, make_operator) -> None:
+    # Dongguan (441900) has towns directly below it; a city with counties does not.
+    operator = await make_operator()
+    town = await client.post(
+        "/api/v1/regions",
+        json={"code": "441900119", "name": "长安镇", "parent_code": "441900"},
+        headers=operator.headers,
+    )
+    assert town.status_code == 201, town.text
+    assert town.json()["level"] == "township"
+    refused = await client.post(
+        "/api/v1/regions",
+        json={"code": "610400100", "name": "x", "parent_code": "610400"},
+        headers=operator.headers,
+    )
+    assert refused.status_code == 422
+
+
+async def test_shipped_tree_is_whole(client: httpx.AsyncClient) -> None:
+    provinces = (await client.get("/api/v1/regions")).json()
+    assert len(provinces) == 31  # the mainland's provinces, regions and municipalities
+    chongqing = (await client.get("/api/v1/regions", params={"parent": "500000"})).json()
+    assert {r["name"] for r in chongqing} == {"市辖区", "县"}
+    shizhu = (await client.get("/api/v1/regions/500240")).json()
+    assert shizhu == {
+        "code": "500240",
+        "name": "石柱土家族自治县",
+        "level": "county",
+        "parent_code": "500200",
+    }

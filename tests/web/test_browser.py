@@ -6,10 +6,8 @@ Screenshots of every step land in ``test-artifacts/screenshots/``.
 """
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from originlive.db import create_engine
 from tests.catalog.conftest import png
 from tests.conftest import IN_CI, PASSWORD, empty_database
+from tests.servers import free_port, stop, wait_until_up
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
@@ -56,31 +55,10 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until_up(server: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output = server.stdout.read().decode() if server.stdout else ""
-            raise RuntimeError(f"the server exited with {server.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer at {url} within {timeout} s")
-
-
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """``originlive.app`` under uvicorn in its own process, on the run's database."""
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "ORIGINLIVE_DATABASE_URL": database_url,
         "ORIGINLIVE_DATA_DIR": str(tmp_path / "data"),
@@ -97,15 +75,10 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(server, url)
+        wait_until_up(server, url)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.fixture

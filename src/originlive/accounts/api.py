@@ -15,20 +15,34 @@ from originlive.settings import Settings
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
 
 
+def _login_keys(request: Request, email: str) -> tuple[str, str]:
+    client = request.client.host if request.client else "unknown"
+    return f"login:{client}:{service.normalize_email(email)}", f"login-ip:{client}"
+
+
 async def check_login_rate(request: Request, email: str) -> None:
-    """Refuse with 429 once an address or a client has tried too often in the window."""
+    """Refuse with 429 once an address has failed too often, for this account or in all.
+
+    Only failures count (``record_login_failure``): a village behind one carrier-grade NAT
+    address may sign in hundreds of buyers when a live session starts.
+    """
     settings: Settings = request.app.state.settings
     limiter = request.app.state.rate_limiter
-    client = request.client.host if request.client else "unknown"
     window = settings.login_window_seconds
-    per_account, retry = await limiter.hit(
-        f"login:{client}:{service.normalize_email(email)}", window_seconds=window
-    )
-    per_client, retry_client = await limiter.hit(f"login-ip:{client}", window_seconds=window)
-    if per_account > settings.login_attempts or per_client > settings.login_attempts * 5:
+    account_key, client_key = _login_keys(request, email)
+    per_account, retry = await limiter.count(account_key, window_seconds=window)
+    per_client, retry_client = await limiter.count(client_key, window_seconds=window)
+    if per_account >= settings.login_attempts or per_client >= settings.login_attempts * 5:
         raise RateLimited(
             "Too many sign-in attempts; try again later.", retry_after=max(retry, retry_client)
         )
+
+
+async def record_login_failure(request: Request, email: str) -> None:
+    """Count a wrong password against the address and the account it was tried on."""
+    window = request.app.state.settings.login_window_seconds
+    for key in _login_keys(request, email):
+        await request.app.state.rate_limiter.hit(key, window_seconds=window)
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=schemas.User)
@@ -50,6 +64,7 @@ async def token(
     await check_login_rate(request, form.username)
     user = await service.authenticate(session, email=form.username, password=form.password)
     if user is None:
+        await record_login_failure(request, form.username)
         raise NotAuthenticated("Wrong email or password.")
     ttl = request.app.state.settings.api_token_ttl_seconds
     secret = await service.issue_token(session, user=user, kind=TokenKind.API, ttl_seconds=ttl)

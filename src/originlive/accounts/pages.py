@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from originlive.accounts import schemas, service
-from originlive.accounts.api import check_login_rate
+from originlive.accounts.api import check_login_rate, record_login_failure
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind
 from originlive.db import SessionDep
@@ -159,6 +159,7 @@ async def login(
         )
     user = await service.authenticate(session, email=email, password=password)
     if user is None:
+        await record_login_failure(request, email)
         error = _("Wrong email or password.")
         return _form(
             request, template, next_path=next_path, status_code=401, values=values, form_error=error

@@ -13,6 +13,10 @@ class RateLimiter(Protocol):
         """Count one hit; return the hits in the current window and the seconds it has left."""
         ...
 
+    async def count(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        """The hits in the current window and the seconds it has left, counting none."""
+        ...
+
     async def reset(self, key: str) -> None:
         """Forget the key's hits."""
         ...
@@ -26,17 +30,23 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str, *, window_seconds: int) -> tuple[int, int]:
         now = time.monotonic()
-        started, count = self._windows.get(key, (now, 0))
-        if now - started >= window_seconds:
-            started, count = now, 0
-        count += 1
-        self._windows[key] = (started, count)
+        started, count = self._current(key, now, window_seconds)
+        self._windows[key] = (started, count + 1)
         if len(self._windows) > 100_000:
             self._evict(now, window_seconds)
+        return count + 1, max(1, int(window_seconds - (now - started)))
+
+    async def count(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        now = time.monotonic()
+        started, count = self._current(key, now, window_seconds)
         return count, max(1, int(window_seconds - (now - started)))
 
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
+
+    def _current(self, key: str, now: float, window_seconds: int) -> tuple[float, int]:
+        started, count = self._windows.get(key, (now, 0))
+        return (now, 0) if now - started >= window_seconds else (started, count)
 
     def _evict(self, now: float, window_seconds: int) -> None:
         # Bounded memory under an attack that varies the key: drop every expired window.
@@ -59,6 +69,13 @@ class RedisRateLimiter:
             pipe.ttl(name)
             count, _, ttl = await pipe.execute()
         return int(count), max(1, int(ttl))
+
+    async def count(self, key: str, *, window_seconds: int) -> tuple[int, int]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._prefix + key)
+            pipe.ttl(self._prefix + key)
+            count, ttl = await pipe.execute()
+        return int(count or 0), max(1, int(ttl) if ttl > 0 else window_seconds)
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)

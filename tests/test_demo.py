@@ -1,0 +1,51 @@
+"""The demo data: real places, approved shops, searchable products; loading it twice is harmless."""
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts.models import AuditEntry
+from originlive.catalog.models import Product, Shop, ShopStatus
+from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
+
+
+async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    made = await seed_session(db)
+    await db.commit()
+    assert len(made) == len(SHOPS)
+    statuses = set(await db.scalars(select(Shop.status)))
+    assert statuses == {ShopStatus.APPROVED}
+    # Every approval was an operator's, and logged.
+    approvals = await db.scalar(
+        select(func.count()).where(
+            AuditEntry.action == "shop.approve", AuditEntry.actor_id.is_not(None)
+        )
+    )
+    assert approvals == len(SHOPS)
+
+    # The kiwi orchard sits in an operator-added village of Wugong County, Shaanxi.
+    found = (await client.get("/api/v1/products", params={"region": "610000"})).json()
+    assert [p["origin"]["path_names"] for p in found["items"]] == [
+        ["陕西省", "咸阳市", "武功县", "武功镇", "徐杨村"]
+    ]
+    # The mould factory is in a town of Dongguan, a city with no counties.
+    found = (await client.get("/api/v1/products", params={"q": "模具", "region": "441900"})).json()
+    assert found["total"] == 1
+    assert found["items"][0]["shop"]["region"]["name"] == "长安镇"
+    product = (await client.get(f"/api/v1/products/{found['items'][0]['id']}")).json()
+    assert product["provenance"] and product["skus"][0]["price_cents"] == 1280000
+
+    # The demo buyer can sign in with the documented password.
+    token = await client.post(
+        "/api/v1/auth/token", data={"username": BUYER_EMAIL, "password": DEMO_PASSWORD}
+    )
+    assert token.status_code == 200
+
+
+async def test_demo_loads_once(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    await seed_session(db)
+    await db.commit()
+    products = await db.scalar(select(func.count()).select_from(Product))
+    assert await seed_session(db) == ["demo data is already loaded"]
+    await db.commit()
+    assert await db.scalar(select(func.count()).select_from(Product)) == products
