@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
@@ -36,13 +36,15 @@ class UnsupportedImage(OriginliveError):
     slug = "unsupported-media-type"
 
 
+# Many-to-one in the same query (a join), collections one query each: every query costs a
+# round trip to the database thread, which is most of a product read's time.
 _PRODUCT_LOADS = (
-    selectinload(Product.shop).selectinload(Shop.region),
-    selectinload(Product.origin),
+    joinedload(Product.shop, innerjoin=True).joinedload(Shop.region, innerjoin=True),
+    joinedload(Product.origin, innerjoin=True),
     selectinload(Product.skus),
     selectinload(Product.images),
     selectinload(Product.provenance).options(
-        selectinload(ProvenanceEntry.place_region), selectinload(ProvenanceEntry.photo)
+        joinedload(ProvenanceEntry.place_region), joinedload(ProvenanceEntry.photo)
     ),
 )
 
