@@ -1,5 +1,7 @@
 """create_app(): routers, middleware and the lifespan that owns engines and clients."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,9 @@ from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
 from originlive.middleware import BodyLimitMiddleware
+from originlive.orders import api as orders_api
+from originlive.orders import service as orders
+from originlive.orders.writer import create_order_writer
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
 from originlive.settings import Settings, get_settings
@@ -46,9 +51,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.rate_limiter = limiter
     app.state.image_storage = LocalImageStorage(settings.media_dir)
+    app.state.order_writer = writer = create_order_writer(engine)
+    sweeper = asyncio.create_task(
+        orders.run_sweeper(writer, interval_seconds=settings.sweep_interval_seconds)
+    )
     try:
         yield
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await writer.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
@@ -75,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_api.router,
         regions_api.router,
         catalog_api.router,
+        orders_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,

@@ -61,7 +61,7 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the single writer; busy_timeout makes a writer wait for
     # the lock instead of failing at once; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
@@ -76,7 +76,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for the URL, with SQLite tuned for a server."""
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

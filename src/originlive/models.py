@@ -5,4 +5,5 @@ def import_all_models() -> None:
     """Import each feature's models module so its tables join the metadata."""
     import originlive.accounts.models
     import originlive.catalog.models
+    import originlive.orders.models
     import originlive.regions.models  # noqa: F401

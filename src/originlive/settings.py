@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 << 20, description="Largest uploaded image.")
     login_attempts: int = Field(default=10, description="Failed logins allowed per window.")
     login_window_seconds: int = 300
+    order_ttl_seconds: int = Field(
+        default=15 * 60, ge=10, description="How long an unpaid order holds its units."
+    )
+    sweep_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often unpaid orders expire and offers end."
+    )
     db_echo: bool = False
     log_level: str = "info"
 

@@ -1,0 +1,1 @@
+"""Flash offers, orders, reservation of stock, expiry and refunds."""

@@ -1,0 +1,189 @@
+"""JSON routes of flash offers, orders and shipping rates."""
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+
+from originlive.accounts import service as accounts
+from originlive.accounts.deps import CurrentUser
+from originlive.accounts.models import Role
+from originlive.catalog import service as catalog
+from originlive.catalog.api import Limit, Offset
+from originlive.catalog.deps import OwnedShop, VisibleShop, can_manage
+from originlive.catalog.models import ShopStatus
+from originlive.catalog.schemas import Page
+from originlive.db import SessionDep
+from originlive.errors import Forbidden, InvalidInput
+from originlive.orders import schemas, service
+from originlive.orders.deps import OwnedOffer, VisibleOffer, VisibleOrder, Writer
+from originlive.orders.models import OrderStatus
+
+router = APIRouter(prefix="/api/v1", tags=["orders"])
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A key of the client's choosing, new for each order: a retry with the "
+        "same key and body returns the first answer; with another body it is a 422.",
+    ),
+]
+
+
+# Offers
+
+
+@router.post("/offers", status_code=status.HTTP_201_CREATED, response_model=schemas.Offer)
+async def open_offer(
+    body: schemas.OfferCreate, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.Offer:
+    """Put units of a SKU on sale at an offer price; they leave the SKU's stock at once."""
+    sku = await catalog.get_sku(session, sku_id=body.sku_id)
+    if sku is None or not can_manage(user, sku.product.shop):
+        raise InvalidInput(f"No SKU {body.sku_id} of a shop you manage.", field="sku_id")
+    if sku.product.shop.status != ShopStatus.APPROVED:
+        raise Forbidden("The shop sells once an operator approves it.")
+    offer_id = await service.open_offer(writer, sku=sku, data=body)
+    offer = await service.get_offer(session, offer_id=offer_id)
+    return schemas.Offer.model_validate(offer)
+
+
+@router.get("/offers/{offer_id}", response_model=schemas.Offer)
+async def get_offer(offer: VisibleOffer) -> schemas.Offer:
+    """An offer with the units it has left."""
+    return schemas.Offer.model_validate(offer)
+
+
+@router.post("/offers/{offer_id}/end", response_model=schemas.Offer)
+async def end_offer(
+    offer: OwnedOffer, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.Offer:
+    """Close the offer now; what it has left goes back to the SKU."""
+    returned = await service.end_offer(writer, offer=offer)
+    if user.has_role(Role.OPERATOR):
+        await accounts.record_audit(
+            session,
+            actor=user,
+            action="offer.end",
+            target_type="flash_offer",
+            target_id=offer.id,
+            detail={"returned": returned},
+        )
+    return schemas.Offer.model_validate(await service.get_offer(session, offer_id=offer.id))
+
+
+# Orders
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Order,
+    responses={409: {"description": "Sold out, over the buyer's limit, or the offer ended."}},
+)
+async def place_order(
+    body: schemas.OrderCreate,
+    idempotency_key: IdempotencyKey,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+) -> schemas.Order:
+    """Reserve the items and open an order awaiting payment; it expires unpaid."""
+    ttl = timedelta(seconds=request.app.state.settings.order_ttl_seconds)
+    placed = await service.place_order(
+        writer, buyer=user, idempotency_key=idempotency_key, data=body, ttl=ttl
+    )
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    order = await service.get_order(session, order_id=placed.order_id)
+    assert order is not None  # committed before the writer answered
+    return service.to_schema(order)
+
+
+@router.get("/orders", response_model=Page[schemas.Order])
+async def my_orders(
+    session: SessionDep,
+    user: CurrentUser,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[schemas.Order]:
+    """The caller's own orders, newest first."""
+    orders, total = await service.list_orders(
+        session, buyer_id=user.id, status=status_, limit=limit, offset=offset
+    )
+    items = [service.to_schema(o) for o in orders]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/orders/{order_id}", response_model=schemas.Order)
+async def get_order(order: VisibleOrder) -> schemas.Order:
+    """One order with its items and its history of events."""
+    return service.to_schema(order)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=schemas.Order)
+async def cancel_order(
+    order: VisibleOrder,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+    body: Annotated[schemas.OrderCancel | None, Body()] = None,
+) -> schemas.Order:
+    """Cancel an order awaiting payment; its units go back on sale."""
+    reason = body.reason if body else None
+    await service.cancel_order(writer, order=order, actor=user, reason=reason)
+    if user.has_role(Role.OPERATOR) and user.id != order.buyer_id:
+        await accounts.record_audit(
+            session,
+            actor=user,
+            action="order.cancel",
+            target_type="order",
+            target_id=order.id,
+            detail={"reason": reason},
+        )
+    fresh = await service.get_order(session, order_id=order.id)
+    assert fresh is not None
+    return service.to_schema(fresh)
+
+
+@router.get("/shops/{shop_id}/orders", response_model=Page[schemas.Order])
+async def shop_orders(
+    shop: OwnedShop,
+    session: SessionDep,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[schemas.Order]:
+    """The shop's orders, newest first (its managers and operators)."""
+    orders, total = await service.list_orders(
+        session, shop_id=shop.id, status=status_, limit=limit, offset=offset
+    )
+    items = [service.to_schema(o) for o in orders]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+# Shipping
+
+
+@router.get("/shops/{shop_id}/shipping-rates", response_model=schemas.ShippingRates)
+async def get_shipping_rates(shop: VisibleShop, session: SessionDep) -> schemas.ShippingRates:
+    """What the shop charges for shipping, by destination region; no rates: free shipping."""
+    rates = await service.shipping_rates(session, shop=shop)
+    return schemas.ShippingRates(rates=[schemas.ShippingRate.model_validate(r) for r in rates])
+
+
+@router.put("/shops/{shop_id}/shipping-rates", response_model=schemas.ShippingRates)
+async def set_shipping_rates(
+    body: schemas.ShippingRates, shop: OwnedShop, session: SessionDep
+) -> schemas.ShippingRates:
+    """Replace the shop's rates: one per region (and below), and one without a region for
+    everywhere else. The deepest matching region applies."""
+    rates = await service.set_shipping_rates(session, shop=shop, data=body)
+    return schemas.ShippingRates(rates=[schemas.ShippingRate.model_validate(r) for r in rates])

@@ -1,0 +1,69 @@
+"""Which offer or order a request may reach, and the writer that changes them."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from originlive.accounts.deps import CurrentUser, OptionalUser
+from originlive.accounts.models import Role, User
+from originlive.catalog.deps import RowId, can_manage
+from originlive.catalog.models import Shop, ShopStatus
+from originlive.db import SessionDep
+from originlive.errors import Forbidden, NotFound
+from originlive.orders import service
+from originlive.orders.models import FlashOffer, Order
+from originlive.orders.writer import OrderWriter
+
+
+def get_order_writer(request: Request) -> OrderWriter:
+    """The app's order writer (batching on SQLite)."""
+    writer: OrderWriter = request.app.state.order_writer
+    return writer
+
+
+Writer = Annotated[OrderWriter, Depends(get_order_writer)]
+
+
+async def _shop(session: SessionDep, shop_id: int) -> Shop:
+    shop = await session.scalar(select(Shop).where(Shop.id == shop_id))
+    assert shop is not None  # offers and orders keep their shop (foreign key)
+    return shop
+
+
+async def get_visible_offer(offer_id: RowId, session: SessionDep, user: OptionalUser) -> FlashOffer:
+    """The offer if its shop is approved or the caller manages it."""
+    offer = await service.get_offer(session, offer_id=offer_id)
+    if offer is None:
+        raise NotFound(f"No offer {offer_id}.")
+    shop = await _shop(session, offer.shop_id)
+    if shop.status != ShopStatus.APPROVED and not can_manage(user, shop):
+        raise NotFound(f"No offer {offer_id}.")
+    return offer
+
+
+async def get_owned_offer(
+    offer: Annotated[FlashOffer, Depends(get_visible_offer)], session: SessionDep, user: CurrentUser
+) -> FlashOffer:
+    """The offer if the caller manages its shop."""
+    if not can_manage(user, await _shop(session, offer.shop_id)):
+        raise Forbidden(f"You do not manage offer {offer.id}.")
+    return offer
+
+
+def may_see_order(user: User, order: Order, shop: Shop) -> bool:
+    """The buyer, the shop's managers and operators see an order."""
+    return order.buyer_id == user.id or can_manage(user, shop) or user.has_role(Role.OPERATOR)
+
+
+async def get_order(order_id: RowId, session: SessionDep, user: CurrentUser) -> Order:
+    """The order if the caller bought it, manages its shop or is an operator; else 404."""
+    order = await service.get_order(session, order_id=order_id)
+    if order is None or not may_see_order(user, order, await _shop(session, order.shop_id)):
+        raise NotFound(f"No order {order_id}.")
+    return order
+
+
+VisibleOffer = Annotated[FlashOffer, Depends(get_visible_offer)]
+OwnedOffer = Annotated[FlashOffer, Depends(get_owned_offer)]
+VisibleOrder = Annotated[Order, Depends(get_order)]

@@ -1,0 +1,205 @@
+"""Rules of offers and orders as the API sees them: reads on the session, changes via the writer.
+
+Every change of stock or order state goes through an ``OrderWriter`` (see ``writer.py``), which
+commits on its own before answering; reads use the request's session.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from originlive.accounts.models import User
+from originlive.catalog.models import Shop, Sku
+from originlive.db import utcnow
+from originlive.orders import schemas, stock
+from originlive.orders.models import FlashOffer, Order, OrderStatus, ShippingRate
+from originlive.orders.writer import OrderWriter
+from originlive.regions import service as regions
+
+log = logging.getLogger(__name__)
+
+
+# Offers
+
+
+async def get_offer(session: AsyncSession, *, offer_id: int) -> FlashOffer | None:
+    """The offer, or None."""
+    return await session.get(FlashOffer, offer_id, populate_existing=True)
+
+
+async def open_offer(
+    writer: OrderWriter, *, sku: Sku, data: schemas.OfferCreate, live_session_id: int | None = None
+) -> int:
+    """Put units of the SKU on sale at the offer price; returns the offer's id."""
+    return await writer.run(
+        stock.open_offer,
+        sku_id=sku.id,
+        price_cents=data.price_cents,
+        quantity=data.quantity,
+        per_buyer_limit=data.per_buyer_limit,
+        ends_at=data.ends_at,
+        live_session_id=live_session_id,
+        now=utcnow(),
+    )
+
+
+async def end_offer(writer: OrderWriter, *, offer: FlashOffer) -> int:
+    """Close the offer now; returns the units that went back to the SKU."""
+    return await writer.run(stock.end_offer, offer_id=offer.id, now=utcnow())
+
+
+# Orders
+
+
+async def place_order(
+    writer: OrderWriter,
+    *,
+    buyer: User,
+    idempotency_key: str,
+    data: schemas.OrderCreate,
+    ttl: timedelta,
+) -> stock.Placed:
+    """Reserve the units and record a pending order; a retry with the same key replays it."""
+    command = stock.PlaceOrder(
+        buyer_id=buyer.id,
+        idempotency_key=idempotency_key,
+        lines=tuple(
+            stock.Line(offer_id=i.offer_id, sku_id=i.sku_id, quantity=i.quantity)
+            for i in data.items
+        ),
+        address=stock.Address(**data.address.model_dump()),
+        now=utcnow(),
+        ttl=ttl,
+    )
+    return await writer.run(stock.place, cmd=command)
+
+
+async def get_order(session: AsyncSession, *, order_id: int) -> Order | None:
+    """The order with its items and events, read afresh, or None."""
+    return await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.items), selectinload(Order.events))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    buyer_id: int | None = None,
+    shop_id: int | None = None,
+    status: OrderStatus | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[Sequence[Order], int]:
+    """A page of orders, newest first, and how many match in all."""
+    query = select(Order)
+    if buyer_id is not None:
+        query = query.where(Order.buyer_id == buyer_id)
+    if shop_id is not None:
+        query = query.where(Order.shop_id == shop_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    page = query.options(selectinload(Order.items), selectinload(Order.events))
+    rows = await session.scalars(page.order_by(Order.id.desc()).limit(limit).offset(offset))
+    return rows.all(), total or 0
+
+
+async def cancel_order(
+    writer: OrderWriter, *, order: Order, actor: User, reason: str | None
+) -> None:
+    """Cancel an unpaid order and give its units back."""
+    await writer.run(
+        stock.release,
+        order_id=order.id,
+        to=OrderStatus.CANCELLED,
+        actor_id=actor.id,
+        now=utcnow(),
+        note=reason,
+    )
+
+
+def to_schema(order: Order) -> schemas.Order:
+    """The API shape of an order loaded with its items and events."""
+    return schemas.Order(
+        id=order.id,
+        status=order.status,
+        buyer_id=order.buyer_id,
+        shop_id=order.shop_id,
+        currency=order.currency,
+        items_cents=order.items_cents,
+        shipping_cents=order.shipping_cents,
+        total_cents=order.total_cents,
+        refunded_cents=order.refunded_cents,
+        address=schemas.Address(
+            name=order.ship_name,
+            phone=order.ship_phone,
+            region_code=order.ship_region_code,
+            detail=order.ship_detail,
+        ),
+        items=[schemas.OrderItem.model_validate(i) for i in order.items],
+        events=[schemas.OrderEvent.model_validate(e) for e in order.events],
+        created_at=order.created_at,
+        expires_at=order.expires_at,
+        updated_at=order.updated_at,
+    )
+
+
+# Shipping
+
+
+async def shipping_rates(session: AsyncSession, *, shop: Shop) -> Sequence[ShippingRate]:
+    """The shop's rates, the default (no region) first."""
+    rows = await session.scalars(
+        select(ShippingRate)
+        .where(ShippingRate.shop_id == shop.id)
+        .order_by(ShippingRate.region_code.is_not(None), ShippingRate.region_code)
+    )
+    return rows.all()
+
+
+async def set_shipping_rates(
+    session: AsyncSession, *, shop: Shop, data: schemas.ShippingRates
+) -> Sequence[ShippingRate]:
+    """Replace the shop's rates with these."""
+    for i, rate in enumerate(data.rates):
+        if rate.region_code is not None:
+            await regions.get_or_404(session, code=rate.region_code, field=f"rates.{i}.region_code")
+    await session.execute(delete(ShippingRate).where(ShippingRate.shop_id == shop.id))
+    if data.rates:
+        await session.execute(
+            insert(ShippingRate),
+            [{"shop_id": shop.id, **r.model_dump()} for r in data.rates],
+        )
+    await session.flush()
+    return await shipping_rates(session, shop=shop)
+
+
+# Background
+
+
+async def sweep(writer: OrderWriter) -> tuple[list[int], list[int]]:
+    """Expire unpaid orders and end offers whose time is up; returns both lists of ids."""
+    now = utcnow()
+    expired = await writer.run(stock.expire_due, now=now)
+    ended = await writer.run(stock.end_due_offers, now=now)
+    return expired, ended
+
+
+async def run_sweeper(writer: OrderWriter, *, interval_seconds: float) -> None:
+    """Sweep forever, every ``interval_seconds``; errors are logged, never fatal."""
+    while True:
+        try:
+            expired, ended = await sweep(writer)
+            if expired or ended:
+                log.info("expired %d orders, ended %d offers", len(expired), len(ended))
+        except Exception:
+            log.exception("order sweep failed")
+        await asyncio.sleep(interval_seconds)

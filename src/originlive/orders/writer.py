@@ -1,0 +1,155 @@
+"""Where the rules of ``stock`` run: a single batching writer on SQLite, a transaction elsewhere.
+
+Both commit before they answer, so a caller that gets a result knows it is durable (invariant
+6). These are the one place outside the request's session that commits: the flash-sale hot path
+must commit on its own, and on SQLite every change to orders and stock goes through one thread,
+so that no request transaction ever fights the writer for SQLite's single write lock.
+"""
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import StaticPool
+
+from originlive.db import sqlite_pragmas
+from originlive.errors import OriginliveError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[..., Any]
+
+
+class OrderWriter(Protocol):
+    """Runs a function of ``stock`` in a transaction and returns its result once committed."""
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class TransactionWriter:
+    """One transaction per call on the async engine (PostgreSQL): correct across processes."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(lambda sync: fn(sync, **kwargs))
+
+    async def close(self) -> None:
+        return None
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """One thread owns a SQLite connection and commits many jobs at once (group commit).
+
+    Each job runs in a savepoint: one that raises rolls back alone and the others commit
+    together. Results reach their callers only after the commit; if the commit fails, every
+    job of the batch fails with it.
+    """
+
+    def __init__(self, url: str, *, max_batch: int = 512) -> None:
+        self._engine = _sqlite_writer_engine(url)
+        self._max_batch = max_batch
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="order-writer", daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, kwargs, future, loop))
+        return await future
+
+    async def close(self) -> None:
+        self._jobs.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._engine.dispose()
+
+    def _loop(self) -> None:
+        with self._engine.connect() as conn:
+            while True:
+                batch = [self._jobs.get()]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(job is _STOP for job in batch)
+                jobs = [job for job in batch if job is not _STOP]
+                if jobs:
+                    self._commit(conn, jobs)
+                if stop:
+                    return
+
+    def _commit(self, conn: Connection, jobs: list[Any]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            with conn.begin():
+                for fn, kwargs, future, _loop in jobs:
+                    try:
+                        with conn.begin_nested():
+                            outcomes.append((future, True, fn(conn, **kwargs)))
+                    except OriginliveError as exc:
+                        outcomes.append((future, False, exc))
+                    except Exception as exc:
+                        log.exception("order writer job failed")
+                        outcomes.append((future, False, exc))
+        except Exception as exc:  # the commit failed: nothing of this batch is durable
+            log.exception("order writer commit failed")
+            outcomes = [(future, False, exc) for _fn, _kw, future, _loop in jobs]
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_fn, _kw, _future, loop), outcome in zip(jobs, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append(outcome)
+        # One wake-up per event loop and batch, not one per order.
+        for loop, loop_outcomes in by_loop.items():
+            # RuntimeError: that loop has closed, and its callers are gone with it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, loop_outcomes)
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():  # the caller gave up (disconnected); the order stands regardless
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _sqlite_writer_engine(url: str) -> Engine:
+    """A synchronous engine on the same file, with one connection and real savepoints."""
+    engine = create_engine(url.replace("+aiosqlite", ""), poolclass=StaticPool)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        sqlite_pragmas(dbapi_connection, record)
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
+        # SAVEPOINT works; the writer takes the write lock up front (IMMEDIATE).
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_order_writer(engine: AsyncEngine) -> OrderWriter:
+    """The batching writer for SQLite, a transaction per call for every other database."""
+    if engine.dialect.name == "sqlite":
+        return BatchWriter(engine.url.render_as_string(hide_password=False))
+    return TransactionWriter(engine)
