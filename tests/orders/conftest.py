@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.catalog.models import Sku
 from originlive.orders.models import FlashOffer, OrderItem
-from tests.catalog.conftest import Catalog, catalog  # noqa: F401 (a fixture)
+from tests.catalog.conftest import Catalog
 from tests.conftest import Actor
 
 ADDRESS = {
@@ -56,8 +56,11 @@ class Market:
 
 @pytest.fixture
 async def market(
-    client: httpx.AsyncClient, catalog: Catalog, make_user: Callable[..., Awaitable[Actor]]
+    client: httpx.AsyncClient,
+    make_user: Callable[..., Awaitable[Actor]],
+    make_operator: Callable[[], Awaitable[Actor]],
 ) -> Market:
+    catalog = Catalog(client, make_operator)
     merchant = await make_user("merchant")
     shop = await catalog.shop(merchant)
     product = await catalog.product(merchant, shop["id"])
