@@ -8,6 +8,8 @@ fail in CI (``CI=true``), where a missing server must not pass for a green run.
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from originlive.db import Base
 from originlive.models import import_all_models
 from originlive.regions.models import Region
 from originlive.settings import Settings
+from tests.servers import free_port, stop, wait_until_up
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -34,6 +37,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("ORIGINLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[1]
 
 import_all_models()
 
@@ -196,6 +200,59 @@ def make_operator(client: httpx.AsyncClient, app: Any) -> Callable[..., Awaitabl
         return Actor(id=user.id, email=email, token=await sign_in(client, email))
 
     return make
+
+
+@pytest.fixture
+async def start_server(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Start ``originlive.app`` under uvicorn in processes of its own, on the run's database.
+
+    Call it once per process (with extra ``ORIGINLIVE_*`` settings if need be); it returns the
+    base URL. The processes are stopped and the database emptied when the test ends.
+    """
+    servers: list[subprocess.Popen[bytes]] = []
+
+    async def start(**env: str) -> str:
+        port = free_port()
+        environ = os.environ | {
+            "ORIGINLIVE_DATABASE_URL": database_url,
+            "ORIGINLIVE_DATA_DIR": str(tmp_path / "data"),
+            "ORIGINLIVE_SECRET_KEY": "live-test-secret",
+            "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
+        }
+        command = [sys.executable, "-m", "uvicorn", "originlive.app:create_app", "--factory"]
+        log = (tmp_path / f"server-{port}.log").open("wb")
+        server = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=environ | env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        servers.append(server)
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_until_up, server, url)
+        return url
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            stop(server)
+        for log in sorted(tmp_path.glob("server-*.log")):  # shown by pytest when a test fails
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-5000:]}")
+        engine = create_async_engine(database_url)
+        try:
+            await empty_database(async_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+
+@pytest.fixture
+async def live_server(start_server: Callable[..., Awaitable[str]]) -> str:
+    """One server process on the run's database; its base URL."""
+    return await start_server()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ def wait_until_up(server: subprocess.Popen[bytes], url: str, timeout: float = 30
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            output = server.stdout.read().decode() if server.stdout else ""
+            output = server.stdout.read().decode() if server.stdout else "(see its log)"
             raise RuntimeError(f"the server exited with {server.returncode}:\n{output}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

@@ -51,7 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.rate_limiter = limiter
     app.state.image_storage = LocalImageStorage(settings.media_dir)
-    app.state.order_writer = writer = create_order_writer(engine)
+    app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
     sweeper = asyncio.create_task(
         orders.run_sweeper(writer, interval_seconds=settings.sweep_interval_seconds)
     )

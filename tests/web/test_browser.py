@@ -6,20 +6,14 @@ Screenshots of every step land in ``test-artifacts/screenshots/``.
 """
 
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from originlive.db import create_engine
 from tests.catalog.conftest import png
-from tests.conftest import IN_CI, PASSWORD, empty_database
-from tests.servers import free_port, stop, wait_until_up
+from tests.conftest import IN_CI, PASSWORD
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
@@ -53,43 +47,6 @@ def chromium() -> str:
     if not Path(CHROMIUM).exists():
         _unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
     return CHROMIUM
-
-
-@pytest.fixture
-def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """``originlive.app`` under uvicorn in its own process, on the run's database."""
-    port = free_port()
-    env = os.environ | {
-        "ORIGINLIVE_DATABASE_URL": database_url,
-        "ORIGINLIVE_DATA_DIR": str(tmp_path / "data"),
-        "ORIGINLIVE_SECRET_KEY": "browser-test-secret",
-        "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
-    }
-    command = [sys.executable, "-m", "uvicorn", "originlive.app:create_app", "--factory"]
-    server = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(server, url)
-        yield url
-    finally:
-        stop(server)
-
-
-@pytest.fixture
-async def live_db(live_server: str, database_url: str) -> AsyncIterator[None]:
-    """Empties the database the live server wrote to, once the test is over."""
-    yield
-    engine = create_engine(database_url)
-    try:
-        await empty_database(async_sessionmaker(engine, class_=AsyncSession))
-    finally:
-        await engine.dispose()
 
 
 async def _stock_the_shelves(url: str) -> None:
@@ -142,7 +99,7 @@ async def _stock_the_shelves(url: str) -> None:
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 async def test_register_sign_in_and_out_in_a_browser(
-    chromium: str, live_server: str, live_db: None, database_url: str, viewport: str
+    chromium: str, live_server: str, database_url: str, viewport: str
 ) -> None:
     try:
         from playwright.async_api import async_playwright, expect

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from originlive.db import sqlite_pragmas
+from originlive.db import is_sqlite, sqlite_pragmas
 from originlive.errors import OriginliveError
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,24 @@ class OrderWriter(Protocol):
 
 
 class TransactionWriter:
-    """One transaction per call on the async engine (PostgreSQL): correct across processes."""
+    """One transaction per call (PostgreSQL): correct across processes.
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    It has its own connection pool. A request holds a connection of the request pool while it
+    waits here; were the writer to draw from that pool too, a burst of requests could take
+    every connection and wait for one more for ever.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self._engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
         async with self._engine.begin() as conn:
             return await conn.run_sync(lambda sync: fn(sync, **kwargs))
 
     async def close(self) -> None:
-        return None
+        await self._engine.dispose()
 
 
 _STOP = object()
@@ -148,8 +155,8 @@ def _sqlite_writer_engine(url: str) -> Engine:
     return engine
 
 
-def create_order_writer(engine: AsyncEngine) -> OrderWriter:
+def create_order_writer(url: str) -> OrderWriter:
     """The batching writer for SQLite, a transaction per call for every other database."""
-    if engine.dialect.name == "sqlite":
-        return BatchWriter(engine.url.render_as_string(hide_password=False))
-    return TransactionWriter(engine)
+    if is_sqlite(url):
+        return BatchWriter(url)
+    return TransactionWriter(url)

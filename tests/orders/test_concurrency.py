@@ -1,0 +1,156 @@
+"""Invariants 1 to 3 under fire: hundreds of buyers at once, over real HTTP, at a real server."""
+
+import collections
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from originlive.accounts import security
+from originlive.accounts import service as accounts
+from originlive.accounts.models import Role, TokenKind, User, UserRole
+from originlive.orders.models import HOLDING, FlashOffer, OfferPurchase, Order, OrderItem
+from tests.conftest import PASSWORD
+from tests.crowd import Request, crowd
+from tests.orders.conftest import ADDRESS
+
+BUYERS = 300
+QUANTITY = 50
+LIMIT = 2
+
+
+async def make_buyers(database_url: str, count: int) -> list[str]:
+    """Bearer tokens of ``count`` new buyers, made in the database (hashing is slow on purpose)."""
+    engine = create_async_engine(database_url)
+    password_hash = await security.hash_password(PASSWORD)
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+            rows = [
+                {
+                    "email": f"crowd{i}@example.com",
+                    "password_hash": password_hash,
+                    "display_name": f"买家{i}",
+                }
+                for i in range(count)
+            ]
+            ids = (await session.scalars(insert(User).returning(User.id), rows)).all()
+            await session.execute(
+                insert(UserRole), [{"user_id": i, "role": Role.BUYER} for i in ids]
+            )
+            users = (await session.scalars(select(User).where(User.id.in_(ids)))).all()
+            tokens = [
+                await accounts.issue_token(session, user=u, kind=TokenKind.API, ttl_seconds=3600)
+                for u in users
+            ]
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return tokens
+
+
+async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
+    """A merchant, an approved shop, a SKU of 100 and an offer of QUANTITY."""
+    merchant = {"email": "farm@example.com", "password": PASSWORD, "display_name": "农场"}
+    assert (await api.post("/api/v1/auth/register", json=merchant)).status_code == 201
+    token = await api.post(
+        "/api/v1/auth/token", data={"username": merchant["email"], "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    shop = await api.post(
+        "/api/v1/shops", json={"name": "果园", "region_code": "610431"}, headers=headers
+    )
+    product = await api.post(
+        f"/api/v1/shops/{shop.json()['id']}/products",
+        json={
+            "title": "猕猴桃",
+            "category": "水果",
+            "origin_region_code": "610431",
+            "skus": [{"name": "5斤", "price_cents": 3990, "stock": 100}],
+        },
+        headers=headers,
+    )
+    sku_id = product.json()["skus"][0]["id"]
+    offer = await api.post(
+        "/api/v1/offers",
+        json={"sku_id": sku_id, "price_cents": 990, "quantity": QUANTITY, "per_buyer_limit": LIMIT},
+        headers=headers,
+    )
+    assert offer.status_code == 201, offer.text
+    return dict(offer.json())
+
+
+async def burst(url: str, tokens: list[str], offer_id: int) -> list[tuple[int, int, Any]]:
+    """Every buyer sends three orders of one unit at once, then retries the first with its key."""
+    requests = [
+        (
+            buyer,
+            Request(
+                "POST",
+                "/api/v1/orders",
+                {
+                    "Authorization": f"Bearer {tokens[buyer]}",
+                    "Idempotency-Key": f"b{buyer}-{attempt % 3}",
+                },
+                {"items": [{"offer_id": offer_id, "quantity": 1}], "address": ADDRESS},
+            ),
+        )
+        for attempt in range(4)
+        for buyer in range(len(tokens))
+    ]
+    answers = await crowd(url, [r for _, r in requests])
+    return [(b, a.status, a.body) for (b, _), a in zip(requests, answers, strict=True)]
+
+
+async def check_books(database_url: str, offer_id: int) -> None:
+    """Units reserved plus sold never pass units put on sale, and every counter agrees."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            offer = (await conn.execute(select(FlashOffer).where(FlashOffer.id == offer_id))).one()
+            held = await conn.scalar(
+                select(func.coalesce(func.sum(OrderItem.quantity), 0))
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(OrderItem.offer_id == offer_id, Order.status.in_(HOLDING))
+            )
+            assert offer.remaining >= 0
+            assert held + offer.remaining == offer.quantity
+            counted = await conn.scalar(
+                select(func.coalesce(func.sum(OfferPurchase.quantity), 0)).where(
+                    OfferPurchase.offer_id == offer_id
+                )
+            )
+            assert counted == held
+            per_buyer = await conn.execute(
+                select(Order.buyer_id, func.sum(OrderItem.quantity))
+                .join(OrderItem, OrderItem.order_id == Order.id)
+                .where(OrderItem.offer_id == offer_id, Order.status.in_(HOLDING))
+                .group_by(Order.buyer_id)
+            )
+            assert all(n <= LIMIT for _, n in per_buyer)
+    finally:
+        await engine.dispose()
+
+
+async def test_crowd_never_oversells(start_server, database_url: str) -> None:
+    url = await start_server()
+    async with httpx.AsyncClient(base_url=url) as api:
+        offer = await open_offer(api)
+    tokens = await make_buyers(database_url, BUYERS)
+    results = await burst(url, tokens, offer["id"])
+
+    statuses = collections.Counter(status for _, status, _ in results)
+    assert set(statuses) <= {201, 409}, statuses
+    orders = {body["id"]: buyer for buyer, status, body in results if status == 201}
+    assert len(orders) == QUANTITY  # demand (3 per buyer) far exceeds the offer: all sold
+    by_buyer = collections.Counter(orders.values())
+    assert max(by_buyer.values()) <= LIMIT
+    # The fourth attempt reused the first one's key: same answer, never a second order.
+    first = {(b, s, body.get("id")) for b, s, body in results[:BUYERS]}
+    replay = {(b, s, body.get("id")) for b, s, body in results[3 * BUYERS :]}
+    winners = {(b, i) for b, s, i in first if s == 201}
+    assert winners <= {(b, i) for b, s, i in replay if s == 201}
+    async with httpx.AsyncClient(base_url=url) as api:
+        left = (await api.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
+    assert left == 0
+    await check_books(database_url, offer["id"])
