@@ -89,7 +89,7 @@ def _wrk(url: str, seconds: int, connections: int) -> dict[str, Any]:
         text=True,
         check=True,
     ).stdout
-    latency = dict(re.findall(r"^[ \t]+(50|99)%[ \t]+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^[ \t]+(50|99)%[ \t]+(\S+)[ \t]*$", out, re.M))
     if len(latency) != 2:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

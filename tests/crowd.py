@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from originlive.accounts import security
+from originlive.accounts import service as accounts
+from originlive.accounts.models import Role, TokenKind, User, UserRole
+
 
 @dataclass(frozen=True)
 class Request:
@@ -84,3 +91,32 @@ async def crowd(url: str, requests: Iterable[Request], *, connections: int = 100
 
     await asyncio.gather(*(worker() for _ in range(connections)))
     return [answers[i] for i in range(len(answers))]
+
+
+async def make_buyers(database_url: str, count: int, *, password: str) -> list[str]:
+    """Bearer tokens of ``count`` new buyers, made in the database (hashing is slow on purpose)."""
+    engine = create_async_engine(database_url)
+    password_hash = await security.hash_password(password)
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+            rows = [
+                {
+                    "email": f"crowd{i}@example.com",
+                    "password_hash": password_hash,
+                    "display_name": f"买家{i}",
+                }
+                for i in range(count)
+            ]
+            ids = (await session.scalars(insert(User).returning(User.id), rows)).all()
+            await session.execute(
+                insert(UserRole), [{"user_id": i, "role": Role.BUYER} for i in ids]
+            )
+            users = (await session.scalars(select(User).where(User.id.in_(ids)))).all()
+            tokens = [
+                await accounts.issue_token(session, user=u, kind=TokenKind.API, ttl_seconds=3600)
+                for u in users
+            ]
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return tokens

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from originlive import __version__
 from originlive.accounts import api as accounts_api
 from originlive.accounts import pages as accounts_pages
+from originlive.accounts.tokencache import TokenCache
 from originlive.catalog import api as catalog_api
 from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
@@ -21,6 +22,7 @@ from originlive.errors import install_error_handlers
 from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
+from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.writer import create_order_writer
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
@@ -51,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.rate_limiter = limiter
     app.state.image_storage = LocalImageStorage(settings.media_dir)
+    app.state.token_cache = TokenCache(engine)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
     sweeper = asyncio.create_task(
         orders.run_sweeper(writer, interval_seconds=settings.sweep_interval_seconds)
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_html_error_pages(app)  # browsers get pages, /api/* keeps problem JSON
+    app.add_middleware(FlashOrderRoute)  # inside the body limit (added after: outermost)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

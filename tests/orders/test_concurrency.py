@@ -4,49 +4,17 @@ import collections
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from originlive.accounts import security
-from originlive.accounts import service as accounts
-from originlive.accounts.models import Role, TokenKind, User, UserRole
 from originlive.orders.models import HOLDING, FlashOffer, OfferPurchase, Order, OrderItem
 from tests.conftest import PASSWORD
-from tests.crowd import Request, crowd
+from tests.crowd import Request, crowd, make_buyers
 from tests.orders.conftest import ADDRESS
 
 BUYERS = 300
 QUANTITY = 50
 LIMIT = 2
-
-
-async def make_buyers(database_url: str, count: int) -> list[str]:
-    """Bearer tokens of ``count`` new buyers, made in the database (hashing is slow on purpose)."""
-    engine = create_async_engine(database_url)
-    password_hash = await security.hash_password(PASSWORD)
-    try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            rows = [
-                {
-                    "email": f"crowd{i}@example.com",
-                    "password_hash": password_hash,
-                    "display_name": f"买家{i}",
-                }
-                for i in range(count)
-            ]
-            ids = (await session.scalars(insert(User).returning(User.id), rows)).all()
-            await session.execute(
-                insert(UserRole), [{"user_id": i, "role": Role.BUYER} for i in ids]
-            )
-            users = (await session.scalars(select(User).where(User.id.in_(ids)))).all()
-            tokens = [
-                await accounts.issue_token(session, user=u, kind=TokenKind.API, ttl_seconds=3600)
-                for u in users
-            ]
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return tokens
 
 
 async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -136,7 +104,7 @@ async def test_crowd_never_oversells(start_server, database_url: str) -> None:
     url = await start_server()
     async with httpx.AsyncClient(base_url=url) as api:
         offer = await open_offer(api)
-    tokens = await make_buyers(database_url, BUYERS)
+    tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
     results = await burst(url, tokens, offer["id"])
 
     statuses = collections.Counter(status for _, status, _ in results)

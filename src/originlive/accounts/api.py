@@ -73,11 +73,15 @@ async def token(
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(
-    _user: CurrentUser, session: SessionDep, bearer: Annotated[str | None, Depends(bearer_scheme)]
+    request: Request,
+    _user: CurrentUser,
+    session: SessionDep,
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
 ) -> None:
     """Revoke the bearer token used for this call."""
     if bearer:
         await service.revoke_token(session, token=bearer)
+        request.app.state.token_cache.evict(bearer)
 
 
 @router.get("/me", response_model=schemas.User)

@@ -59,14 +59,14 @@ async def end_offer(writer: OrderWriter, *, offer: FlashOffer) -> int:
 async def place_order(
     writer: OrderWriter,
     *,
-    buyer: User,
+    buyer_id: int,
     idempotency_key: str,
     data: schemas.OrderCreate,
-    ttl: timedelta,
+    ttl_seconds: int,
 ) -> stock.Placed:
     """Reserve the units and record a pending order; a retry with the same key replays it."""
     command = stock.PlaceOrder(
-        buyer_id=buyer.id,
+        buyer_id=buyer_id,
         idempotency_key=idempotency_key,
         lines=tuple(
             stock.Line(offer_id=i.offer_id, sku_id=i.sku_id, quantity=i.quantity)
@@ -74,7 +74,7 @@ async def place_order(
         ),
         address=stock.Address(**data.address.model_dump()),
         now=utcnow(),
-        ttl=ttl,
+        ttl=timedelta(seconds=ttl_seconds),
     )
     return await writer.run(stock.place, cmd=command)
 

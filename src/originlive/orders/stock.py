@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, insert, select, update
 
-from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus, Sku
+from originlive.catalog.models import Product, ProductStatus, ShopStatus, Sku
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
+from originlive.orders import rawsql
 from originlive.orders.models import (
     FlashOffer,
     OfferPurchase,
@@ -31,9 +31,7 @@ from originlive.orders.models import (
     OrderEvent,
     OrderItem,
     OrderStatus,
-    ShippingRate,
 )
-from originlive.regions.models import Region
 
 MAX_LINES = 20
 
@@ -111,7 +109,9 @@ class PlaceOrder:
 
 @dataclass(frozen=True)
 class Placed:
-    order_id: int
+    """The order as the API shows it (``schemas.Order``'s fields), and whether it is a replay."""
+
+    order: dict[str, Any]
     replayed: bool
 
 
@@ -124,10 +124,6 @@ class _Priced:
     unit_price_cents: int
     currency: str
     per_buyer_limit: int | None
-
-
-def _upsert(conn: Connection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 # Offers
@@ -219,21 +215,26 @@ def end_due_offers(conn: Connection, *, now: datetime) -> list[int]:
 
 
 def place(conn: Connection, cmd: PlaceOrder) -> Placed:
-    """Reserve the units and record the order, or raise; a retry returns the first order."""
+    """Reserve the units and record the order, or raise; a retry returns the first order.
+
+    The hot path of a flash sale: raw SQL on the cursor (see ``rawsql``), about ten statements.
+    """
     request_hash = cmd.request_hash
-    existing = conn.execute(
-        select(Order.id, Order.request_hash).where(
-            Order.buyer_id == cmd.buyer_id, Order.idempotency_key == cmd.idempotency_key
-        )
-    ).first()
+    existing = rawsql.execute(
+        conn,
+        "SELECT id, request_hash FROM orders WHERE buyer_id = :buyer AND idempotency_key = :key",
+        buyer=cmd.buyer_id,
+        key=cmd.idempotency_key,
+    ).fetchone()
     if existing is not None:
-        if existing.request_hash != request_hash:
+        if existing[1] != request_hash:
             raise IdempotencyMismatch(
                 "This Idempotency-Key was used for a different order; use a new key."
             )
-        return Placed(order_id=existing.id, replayed=True)
+        return Placed(order=order_view(conn, order_id=existing[0]), replayed=True)
 
-    priced = [_price(conn, line, cmd.now) for line in cmd.lines]
+    now = rawsql.db_time(conn, cmd.now)
+    priced = [_price(conn, line, now) for line in cmd.lines]
     shops = {p.shop_id for p in priced}
     currencies = {p.currency for p in priced}
     if len(shops) != 1 or len(currencies) != 1:
@@ -242,152 +243,229 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
     shipping = _shipping_fee(conn, shop_id=shop_id, region_code=cmd.address.region_code)
 
     for p in priced:
-        _take(conn, p, buyer_id=cmd.buyer_id)
+        _take(conn, p, buyer_id=cmd.buyer_id, now=now)
 
     items_cents = sum(p.unit_price_cents * p.line.quantity for p in priced)
-    order_id = conn.execute(
-        insert(Order)
-        .values(
-            buyer_id=cmd.buyer_id,
-            shop_id=shop_id,
-            status=OrderStatus.PENDING_PAYMENT,
-            currency=currency,
-            items_cents=items_cents,
-            shipping_cents=shipping,
-            total_cents=items_cents + shipping,
-            refunded_cents=0,
-            ship_name=cmd.address.name,
-            ship_phone=cmd.address.phone,
-            ship_region_code=cmd.address.region_code,
-            ship_detail=cmd.address.detail,
-            idempotency_key=cmd.idempotency_key,
-            request_hash=request_hash,
-            created_at=cmd.now,
-            expires_at=cmd.now + cmd.ttl,
-            updated_at=cmd.now,
-        )
-        .returning(Order.id)
-    ).scalar_one()
-    conn.execute(
-        insert(OrderItem),
-        [
+    expires_at = cmd.now + cmd.ttl
+    pending = OrderStatus.PENDING_PAYMENT.value
+    order_id = rawsql.execute(
+        conn,
+        "INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents, shipping_cents,"
+        " total_cents, refunded_cents, ship_name, ship_phone, ship_region_code, ship_detail,"
+        " idempotency_key, request_hash, created_at, expires_at, updated_at)"
+        " VALUES (:buyer, :shop, :status, :currency, :items, :shipping, :total, 0, :name,"
+        " :phone, :region, :detail, :key, :hash, :now, :expires, :now) RETURNING id",
+        buyer=cmd.buyer_id,
+        shop=shop_id,
+        status=pending,
+        currency=currency,
+        items=items_cents,
+        shipping=shipping,
+        total=items_cents + shipping,
+        name=cmd.address.name,
+        phone=cmd.address.phone,
+        region=cmd.address.region_code,
+        detail=cmd.address.detail,
+        key=cmd.idempotency_key,
+        hash=request_hash,
+        now=now,
+        expires=rawsql.db_time(conn, expires_at),
+    ).fetchone()[0]
+    items = []
+    for p in priced:
+        item_id = rawsql.execute(
+            conn,
+            "INSERT INTO order_items (order_id, sku_id, offer_id, title, unit_price_cents,"
+            " quantity) VALUES (:order, :sku, :offer, :title, :price, :quantity) RETURNING id",
+            order=order_id,
+            sku=p.sku_id,
+            offer=p.line.offer_id,
+            title=p.title,
+            price=p.unit_price_cents,
+            quantity=p.line.quantity,
+        ).fetchone()[0]
+        items.append(
             {
-                "order_id": order_id,
+                "id": item_id,
                 "sku_id": p.sku_id,
                 "offer_id": p.line.offer_id,
                 "title": p.title,
                 "unit_price_cents": p.unit_price_cents,
                 "quantity": p.line.quantity,
             }
-            for p in priced
+        )
+    event_id = rawsql.execute(
+        conn,
+        "INSERT INTO order_events (order_id, from_status, to_status, actor_id, created_at)"
+        " VALUES (:order, NULL, :status, :actor, :now) RETURNING id",
+        order=order_id,
+        status=pending,
+        actor=cmd.buyer_id,
+        now=now,
+    ).fetchone()[0]
+    view = {
+        "id": order_id,
+        "status": pending,
+        "buyer_id": cmd.buyer_id,
+        "shop_id": shop_id,
+        "currency": currency,
+        "items_cents": items_cents,
+        "shipping_cents": shipping,
+        "total_cents": items_cents + shipping,
+        "refunded_cents": 0,
+        "address": {
+            "name": cmd.address.name,
+            "phone": cmd.address.phone,
+            "region_code": cmd.address.region_code,
+            "detail": cmd.address.detail,
+        },
+        "items": items,
+        "events": [
+            {
+                "id": event_id,
+                "from_status": None,
+                "to_status": pending,
+                "actor_id": cmd.buyer_id,
+                "note": None,
+                "created_at": cmd.now,
+            }
         ],
-    )
-    _event(conn, order_id, None, OrderStatus.PENDING_PAYMENT, actor_id=cmd.buyer_id, now=cmd.now)
-    return Placed(order_id=order_id, replayed=False)
+        "created_at": cmd.now,
+        "expires_at": expires_at,
+        "updated_at": cmd.now,
+    }
+    return Placed(order=view, replayed=False)
 
 
-def _price(conn: Connection, line: Line, now: datetime) -> _Priced:
+_ORDER_FIELDS = (
+    "id",
+    "status",
+    "buyer_id",
+    "shop_id",
+    "currency",
+    "items_cents",
+    "shipping_cents",
+    "total_cents",
+    "refunded_cents",
+    "created_at",
+    "expires_at",
+    "updated_at",
+)
+_ITEM_FIELDS = ("id", "sku_id", "offer_id", "title", "unit_price_cents", "quantity")
+_EVENT_FIELDS = ("id", "from_status", "to_status", "actor_id", "note", "created_at")
+
+
+def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
+    """The order as the API shows it, read with SQLAlchemy (types converted); off the hot path."""
+    order = conn.execute(select(Order.__table__).where(Order.id == order_id)).one()._mapping
+    items = conn.execute(
+        select(OrderItem.__table__).where(OrderItem.order_id == order_id).order_by(OrderItem.id)
+    ).mappings()
+    events = conn.execute(
+        select(OrderEvent.__table__).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    ).mappings()
+    address = {
+        "name": order["ship_name"],
+        "phone": order["ship_phone"],
+        "region_code": order["ship_region_code"],
+        "detail": order["ship_detail"],
+    }
+    return {k: order[k] for k in _ORDER_FIELDS} | {
+        "address": address,
+        "items": [{k: i[k] for k in _ITEM_FIELDS} for i in items],
+        "events": [{k: e[k] for k in _EVENT_FIELDS} for e in events],
+    }
+
+
+def _price(conn: Connection, line: Line, now: Any) -> _Priced:
     if line.offer_id is not None:
-        offer = conn.execute(
-            select(
-                FlashOffer.sku_id,
-                FlashOffer.shop_id,
-                FlashOffer.title,
-                FlashOffer.price_cents,
-                FlashOffer.currency,
-                FlashOffer.status,
-                FlashOffer.ends_at,
-                FlashOffer.per_buyer_limit,
-            ).where(FlashOffer.id == line.offer_id)
-        ).first()
+        offer = rawsql.execute(
+            conn,
+            "SELECT sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
+            " status = :active AND (ends_at IS NULL OR ends_at > :now) FROM flash_offers"
+            " WHERE id = :offer",
+            active=OfferStatus.ACTIVE.value,
+            now=now,
+            offer=line.offer_id,
+        ).fetchone()
         if offer is None:
             raise InvalidInput(f"No offer {line.offer_id}.", field="items")
-        if offer.status != OfferStatus.ACTIVE or (offer.ends_at and offer.ends_at <= now):
+        sku_id, shop_id, title, price, currency, limit, is_open = offer
+        if not is_open:
             raise OfferEnded(f"Offer {line.offer_id} has ended.")
-        if line.quantity > offer.per_buyer_limit:
-            raise OverLimit(f"At most {offer.per_buyer_limit} per buyer.")
-        return _Priced(
-            line,
-            offer.sku_id,
-            offer.shop_id,
-            offer.title,
-            offer.price_cents,
-            offer.currency,
-            offer.per_buyer_limit,
-        )
-    sku = conn.execute(
-        select(Sku.name, Sku.price_cents, Sku.currency, Product.title, Product.shop_id)
-        .join(Product, Product.id == Sku.product_id)
-        .join(Shop, Shop.id == Product.shop_id)
-        .where(
-            Sku.id == line.sku_id,
-            Product.status == ProductStatus.ACTIVE,
-            Shop.status == ShopStatus.APPROVED,
-        )
-    ).first()
+        if line.quantity > limit:
+            raise OverLimit(f"At most {limit} per buyer.")
+        return _Priced(line, sku_id, shop_id, title, price, currency, limit)
+    sku = rawsql.execute(
+        conn,
+        "SELECT skus.name, skus.price_cents, skus.currency, products.title, products.shop_id"
+        " FROM skus JOIN products ON products.id = skus.product_id"
+        " JOIN shops ON shops.id = products.shop_id"
+        " WHERE skus.id = :sku AND products.status = :active AND shops.status = :approved",
+        sku=line.sku_id,
+        active=ProductStatus.ACTIVE.value,
+        approved=ShopStatus.APPROVED.value,
+    ).fetchone()
     if sku is None:
         raise InvalidInput(f"No SKU {line.sku_id} on sale.", field="items")
     assert line.sku_id is not None
-    return _Priced(
-        line,
-        line.sku_id,
-        sku.shop_id,
-        f"{sku.title} {sku.name}",
-        sku.price_cents,
-        sku.currency,
-        None,
-    )
+    name, price, currency, title, shop_id = sku
+    return _Priced(line, line.sku_id, shop_id, f"{title} {name}", price, currency, None)
 
 
-def _take(conn: Connection, p: _Priced, *, buyer_id: int) -> None:
+def _take(conn: Connection, p: _Priced, *, buyer_id: int, now: Any) -> None:
     q = p.line.quantity
     if p.line.offer_id is None:
-        taken = conn.execute(
-            update(Sku).where(Sku.id == p.sku_id, Sku.stock >= q).values(stock=Sku.stock - q)
+        taken = rawsql.execute(
+            conn,
+            "UPDATE skus SET stock = stock - :q WHERE id = :sku AND stock >= :q",
+            q=q,
+            sku=p.sku_id,
         )
         if taken.rowcount != 1:
             raise SoldOut(f"Not enough of {p.title} in stock.")
         return
     # The buyer's counter first: a greedy buyer is refused without touching the hot offer row.
-    insert_ = _upsert(conn)(OfferPurchase).values(
-        offer_id=p.line.offer_id, buyer_id=buyer_id, quantity=q
-    )
-    counted = conn.execute(
-        insert_.on_conflict_do_update(
-            index_elements=[OfferPurchase.offer_id, OfferPurchase.buyer_id],
-            set_={"quantity": OfferPurchase.quantity + insert_.excluded.quantity},
-            where=OfferPurchase.quantity + insert_.excluded.quantity <= p.per_buyer_limit,
-        )
+    counted = rawsql.execute(
+        conn,
+        "INSERT INTO offer_purchases (offer_id, buyer_id, quantity) VALUES (:offer, :buyer, :q)"
+        " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
+        " SET quantity = offer_purchases.quantity + excluded.quantity"
+        " WHERE offer_purchases.quantity + excluded.quantity <= :limit",
+        offer=p.line.offer_id,
+        buyer=buyer_id,
+        q=q,
+        limit=p.per_buyer_limit,
     )
     if counted.rowcount != 1:
         raise OverLimit(f"At most {p.per_buyer_limit} of this offer per buyer.")
-    taken = conn.execute(
-        update(FlashOffer)
-        .where(
-            FlashOffer.id == p.line.offer_id,
-            FlashOffer.status == OfferStatus.ACTIVE,
-            FlashOffer.remaining >= q,
-        )
-        .values(remaining=FlashOffer.remaining - q)
+    taken = rawsql.execute(
+        conn,
+        "UPDATE flash_offers SET remaining = remaining - :q WHERE id = :offer"
+        " AND status = :active AND (ends_at IS NULL OR ends_at > :now) AND remaining >= :q",
+        q=q,
+        offer=p.line.offer_id,
+        active=OfferStatus.ACTIVE.value,
+        now=now,
     )
     if taken.rowcount != 1:
         raise SoldOut(f"{p.title} is sold out.")
 
 
 def _shipping_fee(conn: Connection, *, shop_id: int, region_code: str) -> int:
-    path = conn.execute(select(Region.path).where(Region.code == region_code)).scalar()
-    if path is None:
+    row = rawsql.execute(
+        conn, "SELECT path FROM regions WHERE code = :code", code=region_code
+    ).fetchone()
+    if row is None:
         raise InvalidInput(f"Unknown region code {region_code!r}.", field="address.region_code")
-    codes = [c for c in path.split("/") if c]
-    rates = conn.execute(
-        select(ShippingRate.region_code, ShippingRate.fee_cents).where(
-            ShippingRate.shop_id == shop_id,
-            or_(ShippingRate.region_code.in_(codes), ShippingRate.region_code.is_(None)),
-        )
-    ).all()
-    depth = {code: i for i, code in enumerate(codes)}
-    best = max(rates, key=lambda r: depth.get(r.region_code, -1), default=None)
-    return int(best.fee_cents) if best else 0
+    depth = {code: i for i, code in enumerate(c for c in row[0].split("/") if c)}
+    rates = rawsql.execute(
+        conn,
+        "SELECT region_code, fee_cents FROM shipping_rates WHERE shop_id = :shop",
+        shop=shop_id,
+    ).fetchall()
+    matching = [(depth.get(code, -1), fee) for code, fee in rates if code is None or code in depth]
+    return int(max(matching)[1]) if matching else 0
 
 
 def _event(

@@ -1,0 +1,233 @@
+"""Flash-sale throughput: many buyers press "buy" on one offer at the same time.
+
+Starts ``originlive serve`` itself on a fresh embedded deployment (SQLite) unless
+ORIGINLIVE_DATABASE_URL says otherwise, makes ``--buyers`` buyers with bearer tokens, and runs
+wrk (Debian package ``wrk``, Lua script ``bench/flash_sale.lua``: a new buyer and a new
+Idempotency-Key on every request) in two bursts at one offer:
+
+- plentiful: the offer outlasts the burst, so every attempt should be an order;
+- scarce: ``--scarce-units`` units against everything wrk can send in the time.
+
+Before them, the same wrk on /healthz from the same server gives the trivial endpoint's rate.
+After each burst the database is read: units sold, units oversold (must be 0), and whether
+the offer's counter, the orders and the buyers' counters agree. Prints one JSON object.
+
+    python bench/flash_sale.py [--buyers 2000] [--seconds 10] [--connections 64]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from originlive.bootstrap import migrate  # noqa: E402
+from originlive.orders.models import HOLDING, FlashOffer, Order, OrderItem  # noqa: E402
+from originlive.settings import Settings  # noqa: E402
+from tests.crowd import make_buyers  # noqa: E402
+from tests.servers import free_port, stop, wait_until_up  # noqa: E402
+
+PASSWORD = "bench-password"
+ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert match, text
+    return round(float(match.group(1)) * _UNITS[match.group(2)], 3)
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, Any]:
+    """Run wrk and return its rate, latency percentiles and (with the script) status counts."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        command += ["-s", str(script)]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, env=os.environ
+    ).stdout
+    latency = dict(re.findall(r"^[ \t]+(50|99)%[ \t]+(\S+)[ \t]*$", out, re.M))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if len(latency) != 2 or not rate or not total:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    statuses = re.search(r"^STATUSES (\{.*\})$", out, re.M)
+    errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    return {
+        "requests": int(total.group(1)),
+        "requests_per_s": float(rate.group(1)),
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        "statuses": json.loads(statuses.group(1)) if statuses else None,
+        "socket_errors": errors.group(1) if errors else None,
+    }
+
+
+async def _merchant(api: httpx.AsyncClient, stock: int) -> tuple[dict[str, str], int]:
+    """A merchant with an approved shop and one SKU of ``stock`` units; headers and SKU id."""
+    account = {"email": "bench-farm@example.com", "password": PASSWORD, "display_name": "果园"}
+    await api.post("/api/v1/auth/register", json=account)
+    token = await api.post(
+        "/api/v1/auth/token", data={"username": account["email"], "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    shop = await api.post(
+        "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=headers
+    )
+    product = await api.post(
+        f"/api/v1/shops/{shop.json()['id']}/products",
+        json={
+            "title": "徐香猕猴桃",
+            "category": "水果",
+            "origin_region_code": "610431",
+            "skus": [{"name": "5斤", "price_cents": 3990, "stock": stock}],
+        },
+        headers=headers,
+    )
+    assert product.status_code == 201, product.text
+    return headers, int(product.json()["skus"][0]["id"])
+
+
+async def _offer(
+    api: httpx.AsyncClient, headers: dict[str, str], sku_id: int, quantity: int, limit: int
+) -> int:
+    offer = await api.post(
+        "/api/v1/offers",
+        json={"sku_id": sku_id, "price_cents": 990, "quantity": quantity, "per_buyer_limit": limit},
+        headers=headers,
+    )
+    assert offer.status_code == 201, offer.text
+    return int(offer.json()["id"])
+
+
+async def books(database_url: str, offer_id: int) -> dict[str, Any]:
+    """What the database says of the offer after the burst."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            offer = (await conn.execute(select(FlashOffer).where(FlashOffer.id == offer_id))).one()
+            held = await conn.scalar(
+                select(func.coalesce(func.sum(OrderItem.quantity), 0))
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(OrderItem.offer_id == offer_id, Order.status.in_(HOLDING))
+            )
+    finally:
+        await engine.dispose()
+    return {
+        "units_on_sale": offer.quantity,
+        "units_sold": int(held),
+        "units_oversold": max(0, int(held) - offer.quantity),
+        "books_agree": int(held) + offer.remaining == offer.quantity,
+    }
+
+
+def _burst(
+    base: str, args: argparse.Namespace, offer_id: int, tokens_file: Path, work: Path
+) -> dict[str, Any]:
+    body_file = work / f"body-{offer_id}.json"
+    body = {"items": [{"offer_id": offer_id, "quantity": 1}], "address": ADDRESS}
+    body_file.write_text(json.dumps(body, ensure_ascii=False))
+    os.environ["TOKENS_FILE"], os.environ["BODY_FILE"] = str(tokens_file), str(body_file)
+    os.environ["KEY_PREFIX"] = f"o{offer_id}w"  # keys are per buyer: new ones for each burst
+    script = ROOT / "bench" / "flash_sale.lua"
+    figures = wrk(f"{base}/api/v1/orders", args.seconds, args.connections, script)
+    statuses = figures.pop("statuses") or {}
+    orders = statuses.get("201", 0)
+    return {
+        "attempts": figures["requests"],
+        "attempts_per_s": figures["requests_per_s"],
+        "orders": orders,
+        "orders_per_s": round(orders / args.seconds, 1),
+        "sold_out_409": statuses.get("409", 0),
+        "errors": figures["requests"] - orders - statuses.get("409", 0),
+        "statuses": statuses,
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
+        "socket_errors": figures["socket_errors"],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--buyers", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--scarce-units", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="originlive-flash-"))
+    settings = Settings(data_dir=work / "data")
+    url = settings.resolved_database_url
+    await asyncio.to_thread(migrate, url)
+    port = free_port()
+    env = os.environ | {
+        "ORIGINLIVE_DATA_DIR": str(settings.data_dir),
+        "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
+        "ORIGINLIVE_LOG_LEVEL": "warning",
+    }
+    log = (work / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("originlive")), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_until_up, server, base)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            headers, sku_id = await _merchant(api, stock=10**8)
+            plentiful = await _offer(api, headers, sku_id, 10**7, 999)
+            scarce = await _offer(api, headers, sku_id, args.scarce_units, 5)
+        tokens_file = work / "tokens.txt"
+        tokens = await make_buyers(url, args.buyers, password=PASSWORD)
+        tokens_file.write_text("\n".join(tokens) + "\n")
+
+        trivial = wrk(f"{base}/healthz", args.seconds, args.connections)
+        results: dict[str, Any] = {}
+        for name, offer_id in (("plentiful", plentiful), ("scarce", scarce)):
+            figures = await asyncio.to_thread(_burst, base, args, offer_id, tokens_file, work)
+            figures |= await books(url, offer_id)
+            figures["orders_per_s_to_trivial"] = round(
+                figures["orders_per_s"] / trivial["requests_per_s"], 3
+            )
+            results[name] = figures
+    finally:
+        stop(server)
+    print(
+        json.dumps(
+            {
+                "benchmark": "flash_sale",
+                "database": url.split(":", 1)[0],
+                "processes": 1,
+                "buyers": args.buyers,
+                "connections": args.connections,
+                "seconds": args.seconds,
+                "trivial_healthz": {
+                    k: trivial[k] for k in ("requests_per_s", "p50_ms", "p99_ms", "socket_errors")
+                },
+                **results,
+            },
+            indent=2,
+        )
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
