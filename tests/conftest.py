@@ -215,7 +215,9 @@ async def start_server(
 
     async def start(**env: str) -> str:
         port = free_port()
+        url = f"http://127.0.0.1:{port}"
         environ = os.environ | {
+            "ORIGINLIVE_PUBLIC_URL": url,
             "ORIGINLIVE_DATABASE_URL": database_url,
             "ORIGINLIVE_DATA_DIR": str(tmp_path / "data"),
             "ORIGINLIVE_SECRET_KEY": "live-test-secret",
@@ -231,7 +233,6 @@ async def start_server(
             stderr=subprocess.STDOUT,
         )
         servers.append(server)
-        url = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(wait_until_up, server, url)
         return url
 

@@ -24,6 +24,10 @@ from originlive.orders import api as orders_api
 from originlive.orders import service as orders
 from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.writer import create_order_writer
+from originlive.payments import api as payments_api
+from originlive.payments import pages as payments_pages
+from originlive.payments import sandbox
+from originlive.payments.service import WebhookDelivery
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
 from originlive.settings import Settings, get_settings
@@ -55,15 +59,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.image_storage = LocalImageStorage(settings.media_dir)
     app.state.token_cache = TokenCache(engine)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
-    sweeper = asyncio.create_task(
-        orders.run_sweeper(writer, interval_seconds=settings.sweep_interval_seconds)
+    app.state.webhook_delivery = delivery = WebhookDelivery(
+        engine,
+        url=settings.resolved_public_url + "/api/v1/payments/sandbox/webhook",
+        secret=sandbox.webhook_secret(settings.resolved_secret_key),
     )
+    interval = settings.sweep_interval_seconds
+    tasks = [
+        asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval)),
+        asyncio.create_task(delivery.run(interval_seconds=interval)),
+    ]
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await delivery.close()
         await writer.close()
         if redis is not None:
             await redis.aclose()
@@ -93,9 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regions_api.router,
         catalog_api.router,
         orders_api.router,
+        payments_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
+        payments_pages.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, description="Signs CSRF tokens; unset means one kept in data_dir."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The platform's address as others reach it (the sandbox gateway's webhooks "
+        "go there); unset means http://HOST:PORT.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -53,6 +58,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'originlive.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Where this platform is reached, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def media_dir(self) -> Path:

@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, OptionalUser
-from originlive.accounts.models import Role, User
+from originlive.accounts.models import User
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
@@ -25,7 +26,7 @@ def get_order_writer(request: Request) -> OrderWriter:
 Writer = Annotated[OrderWriter, Depends(get_order_writer)]
 
 
-async def _shop(session: SessionDep, shop_id: int) -> Shop:
+async def _shop(session: AsyncSession, shop_id: int) -> Shop:
     shop = await session.scalar(select(Shop).where(Shop.id == shop_id))
     assert shop is not None  # offers and orders keep their shop (foreign key)
     return shop
@@ -51,15 +52,19 @@ async def get_owned_offer(
     return offer
 
 
-def may_see_order(user: User, order: Order, shop: Shop) -> bool:
-    """The buyer, the shop's managers and operators see an order."""
-    return order.buyer_id == user.id or can_manage(user, shop) or user.has_role(Role.OPERATOR)
+async def may_manage_order(
+    session: AsyncSession, user: User, order: Order, *, buyer_counts: bool = True
+) -> bool:
+    """Whether the user bought the order (if that counts), manages its shop or is an operator."""
+    if buyer_counts and order.buyer_id == user.id:
+        return True
+    return can_manage(user, await _shop(session, order.shop_id))
 
 
 async def get_order(order_id: RowId, session: SessionDep, user: CurrentUser) -> Order:
     """The order if the caller bought it, manages its shop or is an operator; else 404."""
     order = await service.get_order(session, order_id=order_id)
-    if order is None or not may_see_order(user, order, await _shop(session, order.shop_id)):
+    if order is None or not await may_manage_order(session, user, order):
         raise NotFound(f"No order {order_id}.")
     return order
 

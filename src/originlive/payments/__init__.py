@@ -1,0 +1,1 @@
+"""Payments and refunds: a provider interface, the sandbox gateway, signed webhooks."""

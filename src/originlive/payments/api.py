@@ -1,0 +1,115 @@
+"""JSON routes of payments, refunds and provider webhooks."""
+
+from fastapi import APIRouter, Request, status
+
+from originlive.accounts import service as accounts
+from originlive.accounts.deps import CurrentUser
+from originlive.accounts.models import Role
+from originlive.catalog.deps import RowId
+from originlive.db import SessionDep
+from originlive.errors import NotFound
+from originlive.orders import schemas as order_schemas
+from originlive.orders import service as orders
+from originlive.orders.deps import VisibleOrder, Writer, may_manage_order
+from originlive.payments import sandbox, schemas, service
+from originlive.payments.models import Payment, PaymentStatus
+
+router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+
+def _out(request: Request, payment: Payment) -> schemas.Payment:
+    shown = schemas.Payment.model_validate(payment)
+    if payment.status == PaymentStatus.PENDING:
+        base = str(request.base_url).rstrip("/")
+        shown.checkout_url = base + sandbox.checkout_path(payment.checkout_token)
+    return shown
+
+
+@router.post(
+    "/orders/{order_id}/payments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Payment,
+)
+async def pay(
+    body: schemas.PaymentCreate,
+    order: VisibleOrder,
+    request: Request,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+) -> schemas.Payment:
+    """Start paying an order awaiting payment: the buyer goes on to ``checkout_url``."""
+    if order.buyer_id != user.id:
+        raise NotFound(f"No order {order.id} of yours.")
+    payment_id = await service.open_payment(writer, order=order, provider=body.provider)
+    payment = await service.get_payment(session, payment_id=payment_id)
+    assert payment is not None
+    return _out(request, payment)
+
+
+@router.get("/payments/{payment_id}", response_model=schemas.Payment)
+async def get_payment(
+    payment_id: RowId, request: Request, session: SessionDep, user: CurrentUser
+) -> schemas.Payment:
+    """A payment of an order the caller may see."""
+    payment = await service.get_payment(session, payment_id=payment_id)
+    order = await orders.get_order(session, order_id=payment.order_id) if payment else None
+    if payment is None or order is None or not await may_manage_order(session, user, order):
+        raise NotFound(f"No payment {payment_id}.")
+    return _out(request, payment)
+
+
+@router.post("/payments/{provider}/webhook", include_in_schema=True)
+async def webhook(provider: str, request: Request, writer: Writer) -> dict[str, str]:
+    """Where a provider tells us what became of a payment; signed, and safe to repeat."""
+    if provider != sandbox.NAME:
+        raise NotFound(f"No payment provider {provider!r}.")
+    secret = sandbox.webhook_secret(request.app.state.settings.resolved_secret_key)
+    event = sandbox.verify(secret, request.headers, await request.body())
+    outcome = await service.apply_event(writer, event=event)
+    return {"result": outcome.result}
+
+
+@router.post(
+    "/orders/{order_id}/refunds", status_code=status.HTTP_201_CREATED, response_model=schemas.Refund
+)
+async def refund(
+    body: schemas.RefundCreate,
+    order: VisibleOrder,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+) -> schemas.Refund:
+    """Give back part or all of a paid order's money (the shop or an operator)."""
+    if not await may_manage_order(session, user, order, buyer_counts=False):
+        raise NotFound(f"No order {order.id} of a shop you manage.")
+    refund_id = await service.refund(
+        writer, order=order, amount_cents=body.amount_cents, reason=body.reason, actor_id=user.id
+    )
+    if user.has_role(Role.OPERATOR):
+        await accounts.record_audit(
+            session,
+            actor=user,
+            action="order.refund",
+            target_type="order",
+            target_id=order.id,
+            detail={"amount_cents": body.amount_cents, "reason": body.reason},
+        )
+    return schemas.Refund.model_validate(await service.get_refund(session, refund_id=refund_id))
+
+
+@router.post("/orders/{order_id}/refund-request", response_model=order_schemas.Order)
+async def request_refund(
+    body: schemas.RefundRequest,
+    order: VisibleOrder,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+) -> order_schemas.Order:
+    """The buyer asks the shop for their money back."""
+    if order.buyer_id != user.id:
+        raise NotFound(f"No order {order.id} of yours.")
+    await service.request_refund(writer, order=order, buyer_id=user.id, reason=body.reason)
+    fresh = await orders.get_order(session, order_id=order.id)
+    assert fresh is not None
+    return orders.to_schema(fresh)
