@@ -1,0 +1,266 @@
+"""A hypothesis state machine over offers and orders: whatever happens, the books balance.
+
+It drives the rules of ``orders.stock`` directly (as the writer does) on a real SQLite
+database, each example inside one transaction that is rolled back afterwards, and checks
+invariants 1, 2, 3 and 5 after every step.
+"""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import Engine, create_engine, func, insert, select
+
+from originlive.accounts.models import User
+from originlive.bootstrap import migrate
+from originlive.catalog.models import Product, Shop, ShopStatus, Sku
+from originlive.errors import OriginliveError
+from originlive.orders import stock
+from originlive.orders.models import (
+    HOLDING,
+    FlashOffer,
+    OfferPurchase,
+    OfferStatus,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+)
+from originlive.orders.writer import _sqlite_writer_engine
+
+STOCK = 40
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ADDRESS = stock.Address("买家", "13800000000", "610431", "徐杨村")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    path = tmp_path_factory.mktemp("machine") / "originlive.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return _sqlite_writer_engine(f"sqlite:///{path}")
+
+
+class Books(RuleBasedStateMachine):
+    engine: Engine
+
+    offers = Bundle("offers")
+    orders = Bundle("orders")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conn = self.engine.connect()
+        self.tx = self.conn.begin()
+        self.now = START
+        self.keys: dict[tuple[int, str], tuple[tuple[stock.Line, ...], int]] = {}
+
+    def teardown(self) -> None:
+        self.tx.rollback()
+        self.conn.close()
+
+    @initialize()
+    def shop_with_a_sku(self) -> None:
+        ids = self.conn.execute(
+            insert(User).returning(User.id),
+            [
+                {"email": f"m{i}@example.com", "password_hash": "x", "display_name": f"u{i}"}
+                for i in range(4)
+            ],
+        ).scalars()
+        self.merchant, *self.buyers = ids
+        shop = self.conn.execute(
+            insert(Shop)
+            .values(
+                owner_id=self.merchant,
+                name="果园",
+                description="",
+                region_code="610431",
+                status=ShopStatus.APPROVED,
+                created_at=START,
+                updated_at=START,
+            )
+            .returning(Shop.id)
+        ).scalar_one()
+        product = self.conn.execute(
+            insert(Product)
+            .values(
+                shop_id=shop,
+                title="猕猴桃",
+                description="",
+                category="水果",
+                origin_region_code="610431",
+                search_text="",
+                created_at=START,
+                updated_at=START,
+            )
+            .returning(Product.id)
+        ).scalar_one()
+        self.sku = self.conn.execute(
+            insert(Sku)
+            .values(
+                product_id=product,
+                name="5斤",
+                price_cents=3990,
+                currency="CNY",
+                stock=STOCK,
+                created_at=START,
+                updated_at=START,
+            )
+            .returning(Sku.id)
+        ).scalar_one()
+
+    def _try(self, fn, **kwargs):  # type: ignore[no-untyped-def]
+        """Run a rule in a savepoint, as the writer does; a refused one leaves no trace."""
+        try:
+            with self.conn.begin_nested():
+                return fn(self.conn, **kwargs)
+        except OriginliveError:
+            return None
+
+    @rule(target=offers, quantity=st.integers(1, 25), limit=st.integers(1, 3))
+    def open_offer(self, quantity: int, limit: int) -> int | None:
+        return self._try(
+            stock.open_offer,
+            sku_id=self.sku,
+            price_cents=990,
+            quantity=quantity,
+            per_buyer_limit=limit,
+            ends_at=self.now + timedelta(minutes=30),
+            live_session_id=None,
+            now=self.now,
+        )
+
+    @rule(
+        target=orders,
+        offer=offers,
+        plain=st.booleans(),
+        buyer=st.integers(0, 2),
+        quantity=st.integers(1, 3),
+        key=st.sampled_from(["a", "b", "c", "d"]),
+    )
+    def place(
+        self, offer: int | None, plain: bool, buyer: int, quantity: int, key: str
+    ) -> int | None:
+        line = (
+            stock.Line(None, self.sku, quantity)
+            if plain or offer is None
+            else stock.Line(offer, None, quantity)
+        )
+        buyer_id = self.buyers[buyer]
+        cmd = stock.PlaceOrder(buyer_id, key, (line,), ADDRESS, self.now, timedelta(minutes=15))
+        placed = self._try(stock.place, cmd=cmd)
+        earlier = self.keys.get((buyer_id, key))
+        if placed is None:  # refused: no units, over the limit, ended, or a key reused
+            return None
+        order_id = placed.order["id"]
+        if earlier is not None:
+            assert placed.replayed and earlier == ((line,), order_id)  # invariant 2
+        else:
+            assert not placed.replayed
+            self.keys[(buyer_id, key)] = ((line,), order_id)
+        return order_id
+
+    @rule(order=orders)
+    def cancel(self, order: int | None) -> None:
+        if order is not None:
+            self._try(
+                stock.release, order_id=order, to=OrderStatus.CANCELLED, actor_id=None, now=self.now
+            )
+
+    @rule(order=orders)
+    def pay(self, order: int | None) -> None:
+        if order is not None:
+            self._try(
+                stock.transition,
+                order_id=order,
+                allowed=(OrderStatus.PENDING_PAYMENT,),
+                to=OrderStatus.PAID,
+                actor_id=None,
+                now=self.now,
+            )
+
+    @rule(minutes=st.integers(1, 40))
+    def time_passes(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+        self._try(stock.expire_due, now=self.now)
+        self._try(stock.end_due_offers, now=self.now)
+
+    @rule(offer=consumes(offers))
+    def end_offer(self, offer: int | None) -> None:
+        if offer is not None:
+            self._try(stock.end_offer, offer_id=offer, now=self.now)
+
+    def _held(self, *conditions) -> int:  # type: ignore[no-untyped-def]
+        return int(
+            self.conn.execute(
+                select(func.coalesce(func.sum(OrderItem.quantity), 0))
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(Order.status.in_(HOLDING), *conditions)
+            ).scalar_one()
+        )
+
+    @invariant()
+    def units_are_conserved(self) -> None:
+        if not hasattr(self, "sku"):
+            return
+        shelf = self.conn.execute(select(Sku.stock).where(Sku.id == self.sku)).scalar_one()
+        on_offer = self.conn.execute(
+            select(func.coalesce(func.sum(FlashOffer.remaining), 0))
+        ).scalar_one()
+        assert shelf >= 0
+        assert shelf + on_offer + self._held() == STOCK
+
+    @invariant()
+    def offers_never_oversell(self) -> None:
+        for offer in self.conn.execute(select(FlashOffer)).all():
+            assert offer.remaining >= 0
+            held = self._held(OrderItem.offer_id == offer.id)
+            if offer.status == OfferStatus.ACTIVE:
+                assert offer.remaining + held == offer.quantity
+            else:
+                assert offer.remaining == 0 and held <= offer.quantity
+            counters = self.conn.execute(
+                select(OfferPurchase.buyer_id, OfferPurchase.quantity).where(
+                    OfferPurchase.offer_id == offer.id
+                )
+            ).all()
+            for buyer_id, counted in counters:
+                assert counted == self._held(
+                    OrderItem.offer_id == offer.id, Order.buyer_id == buyer_id
+                )
+                assert counted <= offer.per_buyer_limit
+
+    @invariant()
+    def state_agrees_with_events(self) -> None:
+        for order_id, status in self.conn.execute(select(Order.id, Order.status)).all():
+            chain = self.conn.execute(
+                select(OrderEvent.from_status, OrderEvent.to_status)
+                .where(OrderEvent.order_id == order_id)
+                .order_by(OrderEvent.id)
+            ).all()
+            assert chain[0].from_status is None
+            assert all(a.to_status == b.from_status for a, b in zip(chain, chain[1:]))
+            assert chain[-1].to_status == status
+
+
+def test_books_balance(engine: Engine) -> None:
+    Books.engine = engine
+    run_state_machine_as_test(
+        Books,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
