@@ -36,8 +36,9 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench scripts migrations
 	$(BIN)/ruff check --fix src tests bench scripts migrations
 
-bench: $(STAMP)
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b; done || echo "no benchmarks yet"
+bench: $(STAMP)  ## needs Debian's wrk; each prints JSON
+	$(BIN)/python bench/catalog.py
+	$(BIN)/python bench/flash_sale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -13,17 +13,16 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.wrkrun import require_wrk, wrk  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from originlive.accounts import service as accounts  # noqa: E402
@@ -74,43 +73,13 @@ async def _fill(url: str, products: int) -> int:
     return last
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return round(float(value) * _UNITS[unit], 3)
-
-
-def _wrk(url: str, seconds: int, connections: int) -> dict[str, Any]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    latency = dict(re.findall(r"^[ \t]+(50|99)%[ \t]+(\S+)[ \t]*$", out, re.M))
-    if len(latency) != 2:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    return {
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
-        "non_2xx": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else None,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    require_wrk()
 
     data_dir = Path(tempfile.mkdtemp(prefix="originlive-bench-"))
     settings = Settings(data_dir=data_dir)
@@ -137,7 +106,7 @@ def main() -> None:
     try:
         wait_until_up(server, base)
         results = {
-            name: _wrk(base + path, args.seconds, args.connections)
+            name: wrk(base + path, args.seconds, args.connections)
             for name, path in endpoints.items()
         }
     finally:

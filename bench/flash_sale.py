@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.wrkrun import require_wrk, wrk  # noqa: E402
+
 from originlive.bootstrap import migrate  # noqa: E402
 from originlive.orders.models import HOLDING, FlashOffer, Order, OrderItem  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
@@ -42,38 +43,6 @@ from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 
 PASSWORD = "bench-password"
 ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    assert match, text
-    return round(float(match.group(1)) * _UNITS[match.group(2)], 3)
-
-
-def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, Any]:
-    """Run wrk and return its rate, latency percentiles and (with the script) status counts."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
-    if script:
-        command += ["-s", str(script)]
-    out = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, env=os.environ
-    ).stdout
-    latency = dict(re.findall(r"^[ \t]+(50|99)%[ \t]+(\S+)[ \t]*$", out, re.M))
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    if len(latency) != 2 or not rate or not total:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    statuses = re.search(r"^STATUSES (\{.*\})$", out, re.M)
-    errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    return {
-        "requests": int(total.group(1)),
-        "requests_per_s": float(rate.group(1)),
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
-        "statuses": json.loads(statuses.group(1)) if statuses else None,
-        "socket_errors": errors.group(1) if errors else None,
-    }
 
 
 async def _merchant(api: httpx.AsyncClient, stock: int) -> tuple[dict[str, str], int]:
@@ -167,8 +136,7 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--scarce-units", type=int, default=1000)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    require_wrk()
 
     work = Path(tempfile.mkdtemp(prefix="originlive-flash-"))
     settings = Settings(data_dir=work / "data")

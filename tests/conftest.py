@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,6 +113,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         secret_key="test-secret-key",
         login_attempts=5,
+        # In-process tests deliver the sandbox's webhooks themselves, when they choose to.
+        sandbox_courier=False,
     )
 
 
@@ -202,29 +204,27 @@ def make_operator(client: httpx.AsyncClient, app: Any) -> Callable[..., Awaitabl
     return make
 
 
-@pytest.fixture
-async def start_server(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    """Start ``originlive.app`` under uvicorn in processes of its own, on the run's database.
+@dataclass
+class Farm:
+    """``originlive.app`` under uvicorn in processes of its own, on the run's database."""
 
-    Call it once per process (with extra ``ORIGINLIVE_*`` settings if need be); it returns the
-    base URL. The processes are stopped and the database emptied when the test ends.
-    """
-    servers: list[subprocess.Popen[bytes]] = []
+    database_url: str
+    tmp_path: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    async def start(**env: str) -> str:
-        port = free_port()
+    async def start(self, *, port: int | None = None, **env: str) -> str:
+        """Start a process (with extra ``ORIGINLIVE_*`` settings) and return its base URL."""
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         environ = os.environ | {
             "ORIGINLIVE_PUBLIC_URL": url,
-            "ORIGINLIVE_DATABASE_URL": database_url,
-            "ORIGINLIVE_DATA_DIR": str(tmp_path / "data"),
+            "ORIGINLIVE_DATABASE_URL": self.database_url,
+            "ORIGINLIVE_DATA_DIR": str(self.tmp_path / "data"),
             "ORIGINLIVE_SECRET_KEY": "live-test-secret",
             "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
         }
         command = [sys.executable, "-m", "uvicorn", "originlive.app:create_app", "--factory"]
-        log = (tmp_path / f"server-{port}.log").open("wb")
+        log = (self.tmp_path / f"server-{port}.log").open("ab")
         server = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             env=environ | env,
@@ -232,22 +232,42 @@ async def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        servers.append(server)
+        self.processes[url] = server
         await asyncio.to_thread(wait_until_up, server, url)
         return url
 
-    try:
-        yield start
-    finally:
-        for server in servers:
+    def kill(self, url: str) -> None:
+        """Kill the process at once (SIGKILL), as a power cut would."""
+        server = self.processes.pop(url)
+        server.kill()
+        server.wait()
+
+    def stop_all(self) -> None:
+        for server in self.processes.values():
             stop(server)
-        for log in sorted(tmp_path.glob("server-*.log")):  # shown by pytest when a test fails
+        for log in sorted(self.tmp_path.glob("server-*.log")):  # shown when a test fails
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-5000:]}")
+
+
+@pytest.fixture
+async def farm(database_url: str, tmp_path: Path) -> AsyncIterator[Farm]:
+    """Server processes for the test; stopped, and the database emptied, when it ends."""
+    servers = Farm(database_url, tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.stop_all()
         engine = create_async_engine(database_url)
         try:
             await empty_database(async_sessionmaker(engine))
         finally:
             await engine.dispose()
+
+
+@pytest.fixture
+def start_server(farm: Farm) -> Callable[..., Awaitable[str]]:
+    """Start one more server process; returns its base URL (see ``Farm.start``)."""
+    return farm.start
 
 
 @pytest.fixture

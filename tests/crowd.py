@@ -64,28 +64,34 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def crowd(url: str, requests: Iterable[Request], *, connections: int = 100) -> list[Response]:
-    """Send every request over ``connections`` keep-alive connections; answers in order."""
+async def crowd(
+    url: str, requests: Iterable[Request], *, connections: int = 100, retries: int = 4
+) -> list[Response | None]:
+    """Send every request over ``connections`` keep-alive connections; answers in order.
+
+    A request whose connection fails is sent again (the same request, so the same
+    Idempotency-Key) up to ``retries`` times; then its answer is None.
+    """
     parts = urlsplit(url)
     jobs: asyncio.Queue[tuple[int, Request]] = asyncio.Queue()
     for job in enumerate(requests):
         jobs.put_nowait(job)
-    answers: dict[int, Response] = {}
+    answers: dict[int, Response | None] = {}
 
     async def worker() -> None:
         conn = _Connection(parts.hostname or "127.0.0.1", parts.port or 80)
         try:
             while not jobs.empty():
                 index, request = jobs.get_nowait()
-                for attempt in range(5):
+                answers[index] = None
+                for attempt in range(retries + 1):
                     try:
                         answers[index] = await conn.send(request)
                         break
                     except (OSError, asyncio.IncompleteReadError):
                         conn.close()  # closed under us (keep-alive race): retry, same request
-                        if attempt == 4:
-                            raise
-                        await asyncio.sleep(0.05)
+                        if attempt < retries:
+                            await asyncio.sleep(0.05)
         finally:
             conn.close()
 

@@ -65,10 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret=sandbox.webhook_secret(settings.resolved_secret_key),
     )
     interval = settings.sweep_interval_seconds
-    tasks = [
-        asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval)),
-        asyncio.create_task(delivery.run(interval_seconds=interval)),
-    ]
+    tasks = [asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval))]
+    if settings.sandbox_courier:
+        tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
     try:
         yield
     finally:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         description="The platform's address as others reach it (the sandbox gateway's webhooks "
         "go there); unset means http://HOST:PORT.",
     )
+    sandbox_courier: bool = Field(
+        default=True,
+        description="Deliver the sandbox gateway's webhooks from this process (one is enough).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

@@ -1,5 +1,6 @@
 """Invariants 1 to 3 under fire: hundreds of buyers at once, over real HTTP, at a real server."""
 
+import asyncio
 import collections
 from typing import Any
 
@@ -67,7 +68,8 @@ async def burst(url: str, tokens: list[str], offer_id: int) -> list[tuple[int, i
         for buyer in range(len(tokens))
     ]
     answers = await crowd(url, [r for _, r in requests])
-    return [(b, a.status, a.body) for (b, _), a in zip(requests, answers, strict=True)]
+    assert all(answers), "the server stopped answering"
+    return [(b, a.status, a.body) for (b, _), a in zip(requests, answers, strict=True) if a]
 
 
 async def check_books(database_url: str, offer_id: int) -> None:
@@ -121,4 +123,51 @@ async def test_crowd_never_oversells(start_server, database_url: str) -> None:
     async with httpx.AsyncClient(base_url=url) as api:
         left = (await api.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
     assert left == 0
+    await check_books(database_url, offer["id"])
+
+
+async def test_kill_mid_burst_loses_no_acknowledged_order(farm, database_url: str) -> None:
+    url = await farm.start()
+    async with httpx.AsyncClient(base_url=url) as api:
+        offer = await open_offer(api)
+    tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
+    requests = [
+        Request(
+            "POST",
+            "/api/v1/orders",
+            {"Authorization": f"Bearer {tokens[b]}", "Idempotency-Key": f"k{b}-{a}"},
+            {"items": [{"offer_id": offer["id"], "quantity": 1}], "address": ADDRESS},
+        )
+        for a in range(LIMIT)
+        for b in range(BUYERS)
+    ]
+    burst = asyncio.create_task(crowd(url, requests, retries=0))
+    engine = create_async_engine(database_url)
+    try:
+        for _ in range(200):  # until the burst is well under way
+            async with engine.connect() as conn:
+                if await conn.scalar(select(func.count()).select_from(Order)) >= QUANTITY // 3:
+                    break
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+    farm.kill(url)  # SIGKILL in the middle of the burst
+    answers = await burst
+    acknowledged = {a.body["id"] for a in answers if a is not None and a.status == 201}
+    assert acknowledged, "the kill came before any order"
+    assert any(a is None for a in answers), "the burst ended before the kill"
+
+    url = await farm.start(port=int(url.rsplit(":", 1)[1]))  # restart on the same database
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            stored = set((await conn.scalars(select(Order.id))).all())
+    finally:
+        await engine.dispose()
+    assert acknowledged <= stored  # every 201 survived the kill (invariant 6)
+    await check_books(database_url, offer["id"])
+    # The restarted server goes on selling what is left, and no more.
+    retry = await crowd(url, requests)
+    sold = sum(1 for a in retry if a and a.status == 201 and a.body["id"] not in stored)
+    assert len(stored) + sold <= QUANTITY
     await check_books(database_url, offer["id"])

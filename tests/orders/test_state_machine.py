@@ -5,8 +5,8 @@ database, each example inside one transaction that is rolled back afterwards, an
 invariants 1, 2, 3 and 5 after every step.
 """
 
+import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,7 +20,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import Engine, create_engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from originlive.accounts.models import User
 from originlive.bootstrap import migrate
@@ -249,7 +249,7 @@ class Books(RuleBasedStateMachine):
                 .order_by(OrderEvent.id)
             ).all()
             assert chain[0].from_status is None
-            assert all(a.to_status == b.from_status for a, b in zip(chain, chain[1:]))
+            assert all(a.to_status == b.from_status for a, b in itertools.pairwise(chain))
             assert chain[-1].to_status == status
 
 

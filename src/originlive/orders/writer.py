@@ -150,6 +150,9 @@ def _sqlite_writer_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         sqlite_pragmas(dbapi_connection, record)
+        # Orders and payments survive a power cut, not just a crash: fsync at every commit.
+        # Commits carry a whole batch, so the fsync is shared (group commit).
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
         # SAVEPOINT works; the writer takes the write lock up front (IMMEDIATE).
         dbapi_connection.isolation_level = None
