@@ -38,36 +38,11 @@ from bench.wrkrun import require_wrk, wrk  # noqa: E402
 from originlive.bootstrap import migrate  # noqa: E402
 from originlive.orders.models import HOLDING, FlashOffer, Order, OrderItem  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
-from tests.crowd import make_buyers  # noqa: E402
+from tests.crowd import make_buyers, merchant_with_sku  # noqa: E402
 from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 
 PASSWORD = "bench-password"
 ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
-
-
-async def _merchant(api: httpx.AsyncClient, stock: int) -> tuple[dict[str, str], int]:
-    """A merchant with an approved shop and one SKU of ``stock`` units; headers and SKU id."""
-    account = {"email": "bench-farm@example.com", "password": PASSWORD, "display_name": "果园"}
-    await api.post("/api/v1/auth/register", json=account)
-    token = await api.post(
-        "/api/v1/auth/token", data={"username": account["email"], "password": PASSWORD}
-    )
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    shop = await api.post(
-        "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=headers
-    )
-    product = await api.post(
-        f"/api/v1/shops/{shop.json()['id']}/products",
-        json={
-            "title": "徐香猕猴桃",
-            "category": "水果",
-            "origin_region_code": "610431",
-            "skus": [{"name": "5斤", "price_cents": 3990, "stock": stock}],
-        },
-        headers=headers,
-    )
-    assert product.status_code == 201, product.text
-    return headers, int(product.json()["skus"][0]["id"])
 
 
 async def _offer(
@@ -159,7 +134,7 @@ async def main() -> None:
     try:
         await asyncio.to_thread(wait_until_up, server, base)
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-            headers, sku_id = await _merchant(api, stock=10**8)
+            headers, sku_id = await merchant_with_sku(api, stock=10**8, password=PASSWORD)
             plentiful = await _offer(api, headers, sku_id, 10**7, 999)
             scarce = await _offer(api, headers, sku_id, args.scarce_units, 5)
         tokens_file = work / "tokens.txt"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -126,3 +127,28 @@ async def make_buyers(database_url: str, count: int, *, password: str) -> list[s
     finally:
         await engine.dispose()
     return tokens
+
+
+async def merchant_with_sku(
+    api: httpx.AsyncClient, *, stock: int, password: str, email: str = "farm@example.com"
+) -> tuple[dict[str, str], int]:
+    """A merchant with an approved shop (auto-approval on) and one SKU; headers and SKU id."""
+    account = {"email": email, "password": password, "display_name": "果园"}
+    assert (await api.post("/api/v1/auth/register", json=account)).status_code == 201
+    token = await api.post("/api/v1/auth/token", data={"username": email, "password": password})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    shop = await api.post(
+        "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=headers
+    )
+    product = await api.post(
+        f"/api/v1/shops/{shop.json()['id']}/products",
+        json={
+            "title": "徐香猕猴桃",
+            "category": "水果",
+            "origin_region_code": "610431",
+            "skus": [{"name": "5斤", "price_cents": 3990, "stock": stock}],
+        },
+        headers=headers,
+    )
+    assert product.status_code == 201, product.text
+    return headers, int(product.json()["skus"][0]["id"])

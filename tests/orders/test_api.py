@@ -246,6 +246,9 @@ async def test_bad_orders_write_nothing(market: Market, make_user, db) -> None:
         "/api/v1/orders", content=b"{items", headers=headers | {"Content-Type": "application/json"}
     )
     assert malformed.status_code == 400
+    huge = {"items": [line], "address": ADDRESS | {"detail": "x" * (2 << 20)}}
+    too_large = await market.client.post("/api/v1/orders", json=huge, headers=headers)
+    assert too_large.status_code == 413
     assert await db.scalar(select(func.count()).select_from(Order)) == 0
     assert await db.scalar(select(func.count()).select_from(OrderEvent)) == 0
     assert await units(db, market.sku_id) == {"shelf": STOCK - 10, "offered": 10, "held": 0}

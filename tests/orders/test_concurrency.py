@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive.orders.models import HOLDING, FlashOffer, OfferPurchase, Order, OrderItem
 from tests.conftest import PASSWORD
-from tests.crowd import Request, crowd, make_buyers
+from tests.crowd import Request, crowd, make_buyers, merchant_with_sku
 from tests.orders.conftest import ADDRESS
 
 BUYERS = 300
@@ -20,26 +20,7 @@ LIMIT = 2
 
 async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
     """A merchant, an approved shop, a SKU of 100 and an offer of QUANTITY."""
-    merchant = {"email": "farm@example.com", "password": PASSWORD, "display_name": "农场"}
-    assert (await api.post("/api/v1/auth/register", json=merchant)).status_code == 201
-    token = await api.post(
-        "/api/v1/auth/token", data={"username": merchant["email"], "password": PASSWORD}
-    )
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    shop = await api.post(
-        "/api/v1/shops", json={"name": "果园", "region_code": "610431"}, headers=headers
-    )
-    product = await api.post(
-        f"/api/v1/shops/{shop.json()['id']}/products",
-        json={
-            "title": "猕猴桃",
-            "category": "水果",
-            "origin_region_code": "610431",
-            "skus": [{"name": "5斤", "price_cents": 3990, "stock": 100}],
-        },
-        headers=headers,
-    )
-    sku_id = product.json()["skus"][0]["id"]
+    headers, sku_id = await merchant_with_sku(api, stock=100, password=PASSWORD)
     offer = await api.post(
         "/api/v1/offers",
         json={"sku_id": sku_id, "price_cents": 990, "quantity": QUANTITY, "per_buyer_limit": LIMIT},

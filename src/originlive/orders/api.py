@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import CurrentUser
@@ -119,11 +120,7 @@ async def my_orders(
     offset: Offset = 0,
 ) -> Page[schemas.Order]:
     """The caller's own orders, newest first."""
-    orders, total = await service.list_orders(
-        session, buyer_id=user.id, status=status_, limit=limit, offset=offset
-    )
-    items = [service.to_schema(o) for o in orders]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+    return await _page(session, status_, limit, offset, buyer_id=user.id)
 
 
 @router.get("/orders/{order_id}", response_model=schemas.Order)
@@ -166,8 +163,14 @@ async def shop_orders(
     offset: Offset = 0,
 ) -> Page[schemas.Order]:
     """The shop's orders, newest first (its managers and operators)."""
+    return await _page(session, status_, limit, offset, shop_id=shop.id)
+
+
+async def _page(
+    session: AsyncSession, status_: OrderStatus | None, limit: int, offset: int, **owner: int
+) -> Page[schemas.Order]:
     orders, total = await service.list_orders(
-        session, shop_id=shop.id, status=status_, limit=limit, offset=offset
+        session, status=status_, limit=limit, offset=offset, **owner
     )
     items = [service.to_schema(o) for o in orders]
     return Page(items=items, total=total, limit=limit, offset=offset)
