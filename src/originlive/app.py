@@ -14,6 +14,7 @@ from originlive import __version__
 from originlive.accounts import api as accounts_api
 from originlive.accounts import pages as accounts_pages
 from originlive.accounts.tokencache import TokenCache
+from originlive.batching import create_order_writer, create_reader
 from originlive.catalog import api as catalog_api
 from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
@@ -23,7 +24,6 @@ from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
 from originlive.orders.fastpath import FlashOrderRoute
-from originlive.orders.writer import create_order_writer
 from originlive.payments import api as payments_api
 from originlive.payments import pages as payments_pages
 from originlive.payments import sandbox
@@ -57,7 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.rate_limiter = limiter
     app.state.image_storage = LocalImageStorage(settings.media_dir)
-    app.state.token_cache = TokenCache(engine)
+    app.state.reader = reader = create_reader(engine)
+    app.state.token_cache = TokenCache(reader)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
     app.state.webhook_delivery = delivery = WebhookDelivery(
         engine,
@@ -77,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         await delivery.close()
         await writer.close()
+        await reader.close()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 from sqlalchemy import Engine, func, insert, select
 
 from originlive.accounts.models import User
+from originlive.batching import _sqlite_thread_engine
 from originlive.bootstrap import migrate
 from originlive.catalog.models import Product, Shop, ShopStatus, Sku
 from originlive.errors import OriginliveError
@@ -37,7 +38,6 @@ from originlive.orders.models import (
     OrderItem,
     OrderStatus,
 )
-from originlive.orders.writer import _sqlite_writer_engine
 
 STOCK = 40
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -48,7 +48,7 @@ ADDRESS = stock.Address("买家", "13800000000", "610431", "徐杨村")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     path = tmp_path_factory.mktemp("machine") / "originlive.db"
     migrate(f"sqlite+aiosqlite:///{path}")
-    return _sqlite_writer_engine(f"sqlite:///{path}")
+    return _sqlite_thread_engine(f"sqlite:///{path}", writer=True)
 
 
 class Books(RuleBasedStateMachine):

@@ -8,13 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, OptionalUser
 from originlive.accounts.models import User
+from originlive.batching import OrderWriter
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
 from originlive.orders import service
 from originlive.orders.models import FlashOffer, Order
-from originlive.orders.writer import OrderWriter
 
 
 def get_order_writer(request: Request) -> OrderWriter:

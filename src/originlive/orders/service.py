@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from originlive.accounts.models import User
+from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, Sku
 from originlive.db import utcnow
 from originlive.orders import schemas, stock
 from originlive.orders.models import FlashOffer, Order, OrderStatus, ShippingRate
-from originlive.orders.writer import OrderWriter
 from originlive.regions import service as regions
 
 log = logging.getLogger(__name__)

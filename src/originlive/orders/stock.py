@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from originlive import rawsql
 from originlive.catalog.models import Product, ProductStatus, ShopStatus, Sku
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
-from originlive.orders import rawsql
 from originlive.orders.models import (
     FlashOffer,
     OfferPurchase,

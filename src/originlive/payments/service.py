@@ -8,9 +8,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from originlive.batching import OrderWriter
 from originlive.db import utcnow
 from originlive.orders.models import Order
-from originlive.orders.writer import OrderWriter
 from originlive.payments import records, sandbox
 from originlive.payments.models import Payment, Refund
 

@@ -1,9 +1,14 @@
-"""Where the rules of ``stock`` run: a single batching writer on SQLite, a transaction elsewhere.
+"""Where synchronous database work runs: batching threads on SQLite, the async engine elsewhere.
 
-Both commit before they answer, so a caller that gets a result knows it is durable (invariant
-6). These are the one place outside the request's session that commits: the flash-sale hot path
-must commit on its own, and on SQLite every change to orders and stock goes through one thread,
-so that no request transaction ever fights the writer for SQLite's single write lock.
+The order writer runs the rules of ``orders.stock`` and ``payments.records``: a single
+batching thread on SQLite, a transaction per call on PostgreSQL. Both commit before they
+answer, so a caller that gets a result knows it is durable (invariant 6). They are the one
+place outside the request's session that commits: the flash-sale hot path must commit on its
+own, and on SQLite every change to orders and stock goes through one thread, so that no
+request transaction ever fights the writer for SQLite's single write lock.
+
+The reader does the same for hot reads (bearer tokens on a buyer's first press): on SQLite a
+thread that answers a batch of lookups per wake-up, elsewhere a connection of the engine.
 """
 
 import asyncio
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from originlive.db import is_sqlite, sqlite_pragmas
@@ -27,12 +32,15 @@ T = TypeVar("T")
 Job = Callable[..., Any]
 
 
-class OrderWriter(Protocol):
-    """Runs a function of ``stock`` in a transaction and returns its result once committed."""
+class Runner(Protocol):
+    """Runs ``fn(connection, **kwargs)`` and returns its result (once committed, for writers)."""
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T: ...
 
     async def close(self) -> None: ...
+
+
+OrderWriter = Runner
 
 
 class TransactionWriter:
@@ -67,11 +75,13 @@ class BatchWriter:
     job of the batch fails with it.
     """
 
+    name = "order-writer"
+
     def __init__(self, url: str, *, max_batch: int = 512) -> None:
-        self._engine = _sqlite_writer_engine(url)
+        self._engine = self._create_engine(url)
         self._max_batch = max_batch
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="order-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -85,6 +95,10 @@ class BatchWriter:
         await asyncio.to_thread(self._thread.join)
         self._engine.dispose()
 
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        return _sqlite_thread_engine(url, writer=True)
+
     def _loop(self) -> None:
         with self._engine.connect() as conn:
             while True:
@@ -97,40 +111,66 @@ class BatchWriter:
                 stop = any(job is _STOP for job in batch)
                 jobs = [job for job in batch if job is not _STOP]
                 if jobs:
-                    self._commit(conn, jobs)
+                    _hand_back(jobs, self._execute(conn, jobs))
                 if stop:
                     return
 
-    def _commit(self, conn: Connection, jobs: list[Any]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    def _execute(self, conn: Connection, jobs: list[Any]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
         try:
             with conn.begin():
                 # Savepoints on the raw cursor: through SQLAlchemy each costs a statement
                 # compilation, as much as the rest of an order (measured, see rawsql).
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                for fn, kwargs, future, _loop in jobs:
+                for fn, kwargs, _future, _loop in jobs:
                     cursor.execute("SAVEPOINT job")
                     try:
-                        result = fn(conn, **kwargs)
+                        outcomes.append((True, fn(conn, **kwargs)))
                     except Exception as exc:
                         cursor.execute("ROLLBACK TO job")
                         if not isinstance(exc, OriginliveError):
-                            log.exception("order writer job failed")
-                        outcomes.append((future, False, exc))
-                    else:
-                        outcomes.append((future, True, result))
+                            log.exception("%s job failed", self.name)
+                        outcomes.append((False, exc))
                     cursor.execute("RELEASE job")
         except Exception as exc:  # the commit failed: nothing of this batch is durable
-            log.exception("order writer commit failed")
-            outcomes = [(future, False, exc) for _fn, _kw, future, _loop in jobs]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_fn, _kw, _future, loop), outcome in zip(jobs, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        # One wake-up per event loop and batch, not one per order.
-        for loop, loop_outcomes in by_loop.items():
-            # RuntimeError: that loop has closed, and its callers are gone with it.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_deliver, loop_outcomes)
+            log.exception("%s commit failed", self.name)
+            outcomes = [(False, exc)] * len(jobs)
+        return outcomes
+
+
+class BatchReader(BatchWriter):
+    """The same thread and hand-over for reads that must not wait on aiosqlite's hops.
+
+    Each read is a statement of its own (autocommit): it sees what is committed, takes no
+    lock, and a batch of them costs one wake-up of the thread.
+    """
+
+    name = "sqlite-reader"
+
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        return _sqlite_thread_engine(url, writer=False)
+
+    def _execute(self, conn: Connection, jobs: list[Any]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, kwargs, _future, _loop in jobs:
+            try:
+                outcomes.append((True, fn(conn, **kwargs)))
+            except Exception as exc:
+                log.exception("%s job failed", self.name)
+                outcomes.append((False, exc))
+        return outcomes
+
+
+def _hand_back(jobs: list[Any], outcomes: list[tuple[bool, Any]]) -> None:
+    """Resolve the callers' futures on their own event loops: one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for (_fn, _kw, future, loop), (ok, value) in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, loop_outcomes in by_loop.items():
+        # RuntimeError: that loop has closed, and its callers are gone with it.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_deliver, loop_outcomes)
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -143,7 +183,7 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-def _sqlite_writer_engine(url: str) -> Engine:
+def _sqlite_thread_engine(url: str, *, writer: bool) -> Engine:
     """A synchronous engine on the same file, with one connection and real savepoints."""
     engine = create_engine(url.replace("+aiosqlite", ""), poolclass=StaticPool)
 
@@ -154,14 +194,30 @@ def _sqlite_writer_engine(url: str) -> Engine:
         # Commits carry a whole batch, so the fsync is shared (group commit).
         dbapi_connection.execute("PRAGMA synchronous=FULL")
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
-        # SAVEPOINT works; the writer takes the write lock up front (IMMEDIATE).
+        # SAVEPOINT works (and a reader's statements each stand alone).
         dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if writer:
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the writer takes the write lock up front
 
     return engine
+
+
+class EngineReader:
+    """Reads on a connection of the app's engine, for databases that need no thread of ours."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(lambda sync: fn(sync, **kwargs))
+
+    async def close(self) -> None:
+        return None
 
 
 def create_order_writer(url: str) -> OrderWriter:
@@ -169,3 +225,10 @@ def create_order_writer(url: str) -> OrderWriter:
     if is_sqlite(url):
         return BatchWriter(url)
     return TransactionWriter(url)
+
+
+def create_reader(engine: AsyncEngine) -> Runner:
+    """The batching reader thread for SQLite, the engine itself for every other database."""
+    if engine.dialect.name == "sqlite":
+        return BatchReader(engine.url.render_as_string(hide_password=False))
+    return EngineReader(engine)

@@ -1,4 +1,4 @@
-"""SQL for the flash-sale hot path, run on the DB-API cursor under SQLAlchemy's transaction.
+"""SQL for hot paths (placing an order, a bearer token), run on the DB-API cursor directly.
 
 Measured in the SQLite writer thread (python /tmp-style micro-benchmark, see the orders issue
 note): a select through SQLAlchemy Core with ORM columns costs about 90 us, ``text()`` 35 us,
@@ -30,6 +30,14 @@ def execute(conn: Connection, sql: str, **params: Any) -> Any:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     cursor.execute(string, tuple(params[n] for n in names))
     return cursor
+
+
+def from_db_time(value: Any) -> datetime:
+    """A timestamp read by ``execute``: SQLite gives SQLAlchemy's text form (UTC)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
 
 
 def db_time(conn: Connection, moment: datetime) -> Any:
