@@ -33,8 +33,6 @@ from originlive.orders.models import (
     OrderStatus,
 )
 
-MAX_LINES = 20
-
 
 class SoldOut(OriginliveError):
     status = 409
