@@ -12,7 +12,7 @@ from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
 async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
     made = await seed_session(db)
     await db.commit()
-    assert len(made) == len(SHOPS)
+    assert len(made) == len(SHOPS) + 1
     statuses = set(await db.scalars(select(Shop.status)))
     assert statuses == {ShopStatus.APPROVED}
     # Every approval was an operator's, and logged.
@@ -35,11 +35,32 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
     product = (await client.get(f"/api/v1/products/{found['items'][0]['id']}")).json()
     assert product["provenance"] and product["skus"][0]["price_cents"] == 1280000
 
-    # The demo buyer can sign in with the documented password.
+    # The demo buyer signs in with the documented password and buys from the flash offer.
     token = await client.post(
         "/api/v1/auth/token", data={"username": BUYER_EMAIL, "password": DEMO_PASSWORD}
     )
     assert token.status_code == 200
+    offer_id = int(made[-1].split()[2].rstrip(":"))
+    offer = (await client.get(f"/api/v1/offers/{offer_id}")).json()
+    assert offer["remaining"] == 500 and offer["price_cents"] == 2990
+    order = await client.post(
+        "/api/v1/orders",
+        json={
+            "items": [{"offer_id": offer_id, "quantity": 2}],
+            "address": {
+                "name": "王小满",
+                "phone": "13800000000",
+                "region_code": "610431102202",
+                "detail": "徐杨村 5组",
+            },
+        },
+        headers={
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "Idempotency-Key": "demo-1",
+        },
+    )
+    assert order.status_code == 201, order.text
+    assert order.json()["total_cents"] == 2 * 2990
 
 
 async def test_demo_loads_once(client: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -15,7 +15,8 @@ from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
 from originlive.catalog import schemas
 from originlive.catalog import service as catalog
-from originlive.db import create_engine, create_sessionmaker
+from originlive.db import create_engine, create_sessionmaker, utcnow
+from originlive.orders import stock
 from originlive.regions import service as regions
 from originlive.settings import Settings
 
@@ -270,6 +271,7 @@ async def seed_session(session: AsyncSession) -> list[str]:
         if await regions.get(session, code=code) is None:
             await regions.create(session, code=code, name=name, parent_code=parent)
     made = []
+    listed = []
     for demo in SHOPS:
         owner = await _user(session, demo.owner_email, demo.owner_name)
         shop = await catalog.open_shop(
@@ -278,8 +280,24 @@ async def seed_session(session: AsyncSession) -> list[str]:
         await catalog.approve_shop(session, shop=shop, operator=operator)
         for product in demo.products:
             data = schemas.ProductCreate.model_validate(product)
-            await catalog.create_product(session, shop=shop, actor=owner, data=data)
+            listed.append(await catalog.create_product(session, shop=shop, actor=owner, data=data))
         made.append(f"{shop.name} ({demo.owner_email}): {len(demo.products)} products")
+    # A flash offer on the kiwis, as the co-operative would pin it in a live session.
+    kiwi = next(p for p in listed if p.title.startswith("徐香猕猴桃")).skus[0]
+    conn = await session.connection()
+    offer_id = await conn.run_sync(
+        lambda sync: stock.open_offer(
+            sync,
+            sku_id=kiwi.id,
+            price_cents=2990,
+            quantity=500,
+            per_buyer_limit=2,
+            ends_at=None,
+            live_session_id=None,
+            now=utcnow(),
+        )
+    )
+    made.append(f"flash offer {offer_id}: 500 x {kiwi.name} kiwis at ¥29.90, 2 per buyer")
     return made
 
 
