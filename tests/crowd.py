@@ -66,20 +66,27 @@ class _Connection:
 
 
 async def crowd(
-    url: str, requests: Iterable[Request], *, connections: int = 100, retries: int = 4
+    url: str | list[str],
+    requests: Iterable[Request],
+    *,
+    connections: int = 100,
+    retries: int = 4,
 ) -> list[Response | None]:
     """Send every request over ``connections`` keep-alive connections; answers in order.
+
+    With several URLs (several server processes), the connections are shared out among them.
 
     A request whose connection fails is sent again (the same request, so the same
     Idempotency-Key) up to ``retries`` times; then its answer is None.
     """
-    parts = urlsplit(url)
+    servers = [urlsplit(u) for u in ([url] if isinstance(url, str) else url)]
     jobs: asyncio.Queue[tuple[int, Request]] = asyncio.Queue()
     for job in enumerate(requests):
         jobs.put_nowait(job)
     answers: dict[int, Response | None] = {}
 
-    async def worker() -> None:
+    async def worker(number: int) -> None:
+        parts = servers[number % len(servers)]
         conn = _Connection(parts.hostname or "127.0.0.1", parts.port or 80)
         try:
             while not jobs.empty():
@@ -96,7 +103,7 @@ async def crowd(
         finally:
             conn.close()
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker(n) for n in range(connections)))
     return [answers[i] for i in range(len(answers))]
 
 

@@ -5,6 +5,7 @@ import collections
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -30,7 +31,9 @@ async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
     return dict(offer.json())
 
 
-async def burst(url: str, tokens: list[str], offer_id: int) -> list[tuple[int, int, Any]]:
+async def burst(
+    url: str | list[str], tokens: list[str], offer_id: int
+) -> list[tuple[int, int, Any]]:
     """Every buyer sends three orders of one unit at once, then retries the first with its key."""
     requests = [
         (
@@ -83,12 +86,16 @@ async def check_books(database_url: str, offer_id: int) -> None:
         await engine.dispose()
 
 
-async def test_crowd_never_oversells(start_server, database_url: str) -> None:
-    url = await start_server()
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_crowd_never_oversells(start_server, database_url: str, processes: int) -> None:
+    # Two processes on one database: SQLite's writers take turns at the file lock, and
+    # PostgreSQL's transactions at the offer's row; neither may sell a unit twice.
+    urls = [await start_server() for _ in range(processes)]
+    url = urls[0]
     async with httpx.AsyncClient(base_url=url) as api:
         offer = await open_offer(api)
     tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
-    results = await burst(url, tokens, offer["id"])
+    results = await burst(urls, tokens, offer["id"])
 
     statuses = collections.Counter(status for _, status, _ in results)
     assert set(statuses) <= {201, 409}, statuses
