@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from originlive.db import utcnow
-from originlive.orders import stock
-from originlive.orders.models import Order, OrderEvent
+from originlive.orders import service, stock
+from originlive.orders.models import FlashOffer, Order, OrderEvent
 from tests.orders.conftest import ADDRESS, Market, new_key, units
 
 STOCK = 100  # tests.catalog.conftest.PRODUCT's SKU
@@ -252,3 +252,20 @@ async def test_bad_orders_write_nothing(market: Market, make_user, db) -> None:
     assert await db.scalar(select(func.count()).select_from(Order)) == 0
     assert await db.scalar(select(func.count()).select_from(OrderEvent)) == 0
     assert await units(db, market.sku_id) == {"shelf": STOCK - 10, "offered": 10, "held": 0}
+
+
+async def test_sweeper_expires_and_ends(app, market: Market, make_user, db) -> None:
+    offer = await market.offer(quantity=6, per_buyer_limit=3)
+    buyer = await make_user("buyer")
+    orders = [
+        (await market.order(buyer, [{"offer_id": offer["id"], "quantity": 1}])).json()
+        for _ in range(3)
+    ]
+    assert await service.sweep(app.state.order_writer) == ([], [])
+    past = utcnow() - timedelta(seconds=1)
+    await db.execute(update(Order).where(Order.id != orders[2]["id"]).values(expires_at=past))
+    await db.execute(update(FlashOffer).values(ends_at=past))
+    await db.commit()
+    expired, ended = await service.sweep(app.state.order_writer)
+    assert sorted(expired) == sorted(o["id"] for o in orders[:2]) and ended == [offer["id"]]
+    assert await units(db, market.sku_id) == {"shelf": STOCK - 1, "offered": 0, "held": 1}

@@ -186,11 +186,18 @@ async def set_shipping_rates(
 
 
 async def sweep(writer: OrderWriter) -> tuple[list[int], list[int]]:
-    """Expire unpaid orders and end offers whose time is up; returns both lists of ids."""
+    """Expire unpaid orders and end offers whose time is up; returns both lists of ids.
+
+    Each order and each offer is a job of its own: on PostgreSQL one transaction that released
+    many orders would hold many buyers' counters and offers at once, and deadlock with the
+    orders being placed meanwhile. (The SQLite writer still commits them together.)
+    """
     now = utcnow()
-    expired = await writer.run(stock.expire_due, now=now)
-    ended = await writer.run(stock.end_due_offers, now=now)
-    return expired, ended
+    due = await writer.run(stock.due_orders, now=now)
+    done = await asyncio.gather(*(writer.run(stock.expire, order_id=o, now=now) for o in due))
+    offers = await writer.run(stock.due_offers, now=now)
+    await asyncio.gather(*(writer.run(stock.end_offer, offer_id=o, now=now) for o in offers))
+    return [o for o, ok in zip(due, done, strict=True) if ok], offers
 
 
 async def run_sweeper(writer: OrderWriter, *, interval_seconds: float) -> None:

@@ -196,14 +196,20 @@ def end_offer(conn: Connection, *, offer_id: int, now: datetime) -> int:
     return int(row.remaining)
 
 
+def due_offers(conn: Connection, *, now: datetime) -> list[int]:
+    """Active offers whose time is up."""
+    return list(
+        conn.execute(
+            select(FlashOffer.id).where(
+                FlashOffer.status == OfferStatus.ACTIVE, FlashOffer.ends_at <= now
+            )
+        ).scalars()
+    )
+
+
 def end_due_offers(conn: Connection, *, now: datetime) -> list[int]:
-    """End every active offer whose time is up; returns their ids."""
-    due = conn.execute(
-        select(FlashOffer.id).where(
-            FlashOffer.status == OfferStatus.ACTIVE, FlashOffer.ends_at <= now
-        )
-    ).scalars()
-    ended = list(due)
+    """End every active offer whose time is up, in this one transaction; returns their ids."""
+    ended = due_offers(conn, now=now)
     for offer_id in ended:
         end_offer(conn, offer_id=offer_id, now=now)
     return ended
@@ -240,7 +246,9 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
     shop_id, currency = shops.pop(), currencies.pop()
     shipping = _shipping_fee(conn, shop_id=shop_id, region_code=cmd.address.region_code)
 
-    for p in priced:
+    # Rows are locked in one order by every rule (offers by id, then SKUs by id; a buyer's
+    # counter just before its offer), so that two PostgreSQL transactions never deadlock.
+    for p in sorted(priced, key=lambda p: (p.line.offer_id is None, p.line.offer_id, p.sku_id)):
         _take(conn, p, buyer_id=cmd.buyer_id, now=now)
 
     items_cents = sum(p.unit_price_cents * p.line.quantity for p in priced)
@@ -567,20 +575,29 @@ def _give_back(
     conn.execute(update(Sku).where(Sku.id == sku_id).values(stock=Sku.stock + quantity))
 
 
+def due_orders(conn: Connection, *, now: datetime, limit: int = 500) -> list[int]:
+    """Unpaid orders whose time is up, oldest first."""
+    return list(
+        conn.execute(
+            select(Order.id)
+            .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at <= now)
+            .order_by(Order.expires_at)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def expire(conn: Connection, *, order_id: int, now: datetime) -> bool:
+    """Expire one unpaid order and give its units back; False if it was paid or cancelled."""
+    try:
+        with conn.begin_nested():
+            release(conn, order_id=order_id, to=OrderStatus.EXPIRED, actor_id=None, now=now)
+    except WrongState:
+        return False
+    return True
+
+
 def expire_due(conn: Connection, *, now: datetime, limit: int = 500) -> list[int]:
-    """Expire unpaid orders whose time is up, oldest first; returns their ids."""
-    due = conn.execute(
-        select(Order.id)
-        .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at <= now)
-        .order_by(Order.expires_at)
-        .limit(limit)
-    ).scalars()
-    expired = []
-    for order_id in list(due):
-        try:
-            with conn.begin_nested():
-                release(conn, order_id=order_id, to=OrderStatus.EXPIRED, actor_id=None, now=now)
-            expired.append(order_id)
-        except WrongState:  # paid or cancelled meanwhile
-            continue
-    return expired
+    """Expire every due order in this one transaction (see ``service.sweep`` for why the
+    sweeper instead gives each order a job of its own)."""
+    return [o for o in due_orders(conn, now=now, limit=limit) if expire(conn, order_id=o, now=now)]
