@@ -115,6 +115,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         login_attempts=5,
         # In-process tests deliver the sandbox's webhooks themselves, when they choose to.
         sandbox_courier=False,
+        gc_tuning=False,  # a server process's choice, not a test run's
     )
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret=sandbox.webhook_secret(settings.resolved_secret_key),
     )
     interval = settings.sweep_interval_seconds
+    if settings.gc_tuning:
+        _tune_garbage_collector()
     tasks = [asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval))]
     if settings.sandbox_courier:
         tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
@@ -82,6 +85,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+
+
+def _tune_garbage_collector() -> None:
+    # Measured (bench/flash_sale.py): with CPython's default thresholds the cyclic collector
+    # ran so often under a flash sale that p99 latency was 95 ms; with what start-up made
+    # frozen out of its sight and a 50,000-allocation first generation, 24 ms, and 13% more
+    # orders a second. Nearly everything per request is freed by reference counting anyway.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often unpaid orders expire and offers end."
     )
+    gc_tuning: bool = Field(
+        default=True,
+        description="Freeze start-up objects and collect cycles less often (lower tail latency).",
+    )
     db_echo: bool = False
     log_level: str = "info"
 
