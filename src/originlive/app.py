@@ -15,7 +15,12 @@ from originlive import __version__
 from originlive.accounts import api as accounts_api
 from originlive.accounts import pages as accounts_pages
 from originlive.accounts.tokencache import TokenCache
-from originlive.batching import create_order_writer, create_reader
+from originlive.batching import (
+    BatchReader,
+    create_order_writer,
+    create_reader,
+    run_checkpoints,
+)
 from originlive.catalog import api as catalog_api
 from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
@@ -70,6 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.gc_tuning:
         _tune_garbage_collector()
     tasks = [asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval))]
+    if isinstance(reader, BatchReader):  # SQLite: the writer leaves checkpoints to the reader
+        tasks.append(asyncio.create_task(run_checkpoints(reader)))
     if settings.sandbox_courier:
         tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
     try:

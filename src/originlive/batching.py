@@ -138,6 +138,23 @@ class BatchWriter:
         return outcomes
 
 
+def checkpoint(conn: Connection) -> tuple[int, int, int]:
+    """Copy what the WAL holds into the SQLite file without blocking anyone (PASSIVE)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    busy, wal_pages, done = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(wal_pages), int(done)
+
+
+async def run_checkpoints(reader: Runner, *, interval_seconds: float = 1.0) -> None:
+    """Checkpoint the SQLite WAL forever, every ``interval_seconds``; errors are logged."""
+    while True:
+        try:
+            await reader.run(checkpoint)
+        except Exception:
+            log.exception("WAL checkpoint failed")
+        await asyncio.sleep(interval_seconds)
+
+
 class BatchReader(BatchWriter):
     """The same thread and hand-over for reads that must not wait on aiosqlite's hops.
 
@@ -198,6 +215,13 @@ def _sqlite_thread_engine(url: str, *, writer: bool) -> Engine:
         dbapi_connection.isolation_level = None
 
     if writer:
+
+        @event.listens_for(engine, "connect")
+        def _no_checkpoints(dbapi_connection: Any, record: Any) -> None:
+            # A commit that crosses the WAL's size mark would copy the WAL back into the
+            # database right there, with the orders of the batch waiting; the reader thread
+            # checkpoints instead (``checkpoint``), beside the writer.
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
