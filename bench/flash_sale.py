@@ -12,7 +12,7 @@ Before them, the same wrk on /healthz from the same server gives the trivial end
 After each burst the database is read: units sold, units oversold (must be 0), and whether
 the offer's counter, the orders and the buyers' counters agree. Prints one JSON object.
 
-    python bench/flash_sale.py [--buyers 2000] [--seconds 10] [--connections 64]
+    python bench/flash_sale.py [--buyers 2000] [--seconds 10] [--connections 64] [--workers 1]
 """
 
 import argparse
@@ -122,6 +122,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--scarce-units", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn)")
     args = parser.parse_args()
     require_wrk()
 
@@ -137,7 +138,10 @@ async def main() -> None:
     }
     log = (work / "server.log").open("wb")
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("originlive")), "serve", "--port", str(port)],
+        [
+            str(Path(sys.executable).with_name("originlive")),
+            *("serve", "--port", str(port), "--workers", str(args.workers)),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -169,7 +173,7 @@ async def main() -> None:
             {
                 "benchmark": "flash_sale",
                 "database": url.split(":", 1)[0],
-                "processes": 1,
+                "processes": args.workers,
                 "buyers": args.buyers,
                 "connections": args.connections,
                 "seconds": args.seconds,
