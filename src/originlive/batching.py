@@ -8,7 +8,8 @@ own, and on SQLite every change to orders and stock goes through one thread, so 
 request transaction ever fights the writer for SQLite's single write lock.
 
 The reader does the same for hot reads (bearer tokens on a buyer's first press): on SQLite a
-thread that answers a batch of lookups per wake-up, elsewhere a connection of the engine.
+thread that answers a batch of lookups per wake-up, elsewhere a connection of the engine. On
+SQLite it also checkpoints the WAL, which the writer leaves alone.
 """
 
 import asyncio
@@ -29,7 +30,6 @@ from originlive.errors import OriginliveError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Job = Callable[..., Any]
 
 
 class Runner(Protocol):
