@@ -269,3 +269,16 @@ async def test_sweeper_expires_and_ends(app, market: Market, make_user, db) -> N
     expired, ended = await service.sweep(app.state.order_writer)
     assert sorted(expired) == sorted(o["id"] for o in orders[:2]) and ended == [offer["id"]]
     assert await units(db, market.sku_id) == {"shelf": STOCK - 1, "offered": 0, "held": 1}
+
+
+async def test_shop_lists_its_offers(market: Market) -> None:
+    first = await market.offer(quantity=5)
+    second = await market.offer(quantity=7)
+    await market.client.post(f"/api/v1/offers/{first['id']}/end", headers=market.merchant.headers)
+    url = f"/api/v1/shops/{market.shop_id}/offers"
+    everything = (await market.client.get(url)).json()
+    assert [o["id"] for o in everything] == [second["id"], first["id"]]
+    active = (await market.client.get(url, params={"status": "active"})).json()
+    assert [(o["id"], o["remaining"]) for o in active] == [(second["id"], 7)]
+    assert (await market.client.get(url, params={"status": "sold"})).status_code == 422
+    assert (await market.client.get("/api/v1/shops/999999/offers")).status_code == 404

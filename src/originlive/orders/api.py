@@ -17,7 +17,7 @@ from originlive.db import SessionDep
 from originlive.errors import Forbidden, InvalidInput
 from originlive.orders import schemas, service
 from originlive.orders.deps import OwnedOffer, VisibleOffer, VisibleOrder, Writer
-from originlive.orders.models import OrderStatus
+from originlive.orders.models import OfferStatus, OrderStatus
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 
@@ -56,6 +56,17 @@ async def open_offer(
 async def get_offer(offer: VisibleOffer) -> schemas.Offer:
     """An offer with the units it has left."""
     return schemas.Offer.model_validate(offer)
+
+
+@router.get("/shops/{shop_id}/offers", response_model=list[schemas.Offer])
+async def shop_offers(
+    shop: VisibleShop,
+    session: SessionDep,
+    status_: Annotated[OfferStatus | None, Query(alias="status")] = None,
+) -> list[schemas.Offer]:
+    """A shop's flash offers, newest first (the latest 100), with the units each has left."""
+    offers = await service.list_offers(session, shop_id=shop.id, status=status_)
+    return [schemas.Offer.model_validate(o) for o in offers]
 
 
 @router.post("/offers/{offer_id}/end", response_model=schemas.Offer)

@@ -18,7 +18,7 @@ from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, Sku
 from originlive.db import utcnow
 from originlive.orders import schemas, stock
-from originlive.orders.models import FlashOffer, Order, OrderStatus, ShippingRate
+from originlive.orders.models import FlashOffer, OfferStatus, Order, OrderStatus, ShippingRate
 from originlive.regions import service as regions
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 async def get_offer(session: AsyncSession, *, offer_id: int) -> FlashOffer | None:
     """The offer, or None."""
     return await session.get(FlashOffer, offer_id, populate_existing=True)
+
+
+async def list_offers(
+    session: AsyncSession, *, shop_id: int, status: OfferStatus | None
+) -> Sequence[FlashOffer]:
+    """A shop's offers, newest first, in one state or all."""
+    query = select(FlashOffer).where(FlashOffer.shop_id == shop_id)
+    if status is not None:
+        query = query.where(FlashOffer.status == status)
+    return (await session.scalars(query.order_by(FlashOffer.id.desc()).limit(100))).all()
 
 
 async def open_offer(
