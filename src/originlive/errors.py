@@ -87,6 +87,19 @@ class RateLimited(OriginliveError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+def problem_body(
+    status: int, title: str, detail: str, *, slug: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON of an RFC 9457 problem."""
+    return {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": errors or [],
+    }
+
+
 def problem(
     status: int,
     title: str,
@@ -97,13 +110,7 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An RFC 9457 problem response."""
-    body = {
-        "type": f"/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errors": errors or [],
-    }
+    body = problem_body(status, title, detail, slug=slug, errors=errors)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 

@@ -17,7 +17,7 @@ import pydantic_core
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from originlive.errors import PROBLEM_MEDIA_TYPE, OriginliveError
+from originlive.errors import PROBLEM_MEDIA_TYPE, OriginliveError, problem_body
 from originlive.orders import schemas, service
 
 PATH = "/api/v1/orders"
@@ -99,15 +99,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _problem(exc: OriginliveError) -> bytes:
-    return pydantic_core.to_json(
-        {
-            "type": f"/problems/{exc.slug}",
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-            "errors": exc.errors,
-        }
-    )
+    body = problem_body(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors)
+    return pydantic_core.to_json(body)
 
 
 async def _send(
