@@ -137,7 +137,7 @@ async def my_orders(
 @router.get("/orders/{order_id}", response_model=schemas.Order)
 async def get_order(order: VisibleOrder) -> schemas.Order:
     """One order with its items and its history of events."""
-    return service.to_schema(order)
+    return schemas.Order.model_validate(order)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=schemas.Order)
@@ -162,7 +162,7 @@ async def cancel_order(
         )
     fresh = await service.get_order(session, order_id=order.id)
     assert fresh is not None
-    return service.to_schema(fresh)
+    return schemas.Order.model_validate(fresh)
 
 
 @router.get("/shops/{shop_id}/orders", response_model=Page[schemas.Order])
@@ -183,7 +183,7 @@ async def _page(
     orders, total = await service.list_orders(
         session, status=status_, limit=limit, offset=offset, **owner
     )
-    items = [service.to_schema(o) for o in orders]
+    items = [schemas.Order.model_validate(o) for o in orders]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

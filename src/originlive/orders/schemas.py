@@ -1,7 +1,7 @@
 """API shapes of flash offers, orders and shipping rates."""
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -124,6 +124,10 @@ class OrderEvent(BaseModel):
 
 
 class Order(BaseModel):
+    """An order; built from an ``Order`` row loaded with its items and events, or a dict."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     status: OrderStatus
     buyer_id: int
@@ -139,6 +143,20 @@ class Order(BaseModel):
     created_at: dt.datetime
     expires_at: dt.datetime
     updated_at: dt.datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _address_from_row(cls, value: Any) -> Any:
+        if not hasattr(value, "ship_name"):
+            return value
+        fields = {name: getattr(value, name) for name in cls.model_fields if name != "address"}
+        address = Address(
+            name=value.ship_name,
+            phone=value.ship_phone,
+            region_code=value.ship_region_code,
+            detail=value.ship_detail,
+        )
+        return fields | {"address": address}
 
 
 class OrderCancel(_Input):

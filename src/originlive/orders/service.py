@@ -1,6 +1,6 @@
 """Rules of offers and orders as the API sees them: reads on the session, changes via the writer.
 
-Every change of stock or order state goes through an ``OrderWriter`` (see ``writer.py``), which
+Every change of stock or order state goes through an ``OrderWriter`` (see ``batching.py``), which
 commits on its own before answering; reads use the request's session.
 """
 
@@ -133,32 +133,6 @@ async def cancel_order(
         actor_id=actor.id,
         now=utcnow(),
         note=reason,
-    )
-
-
-def to_schema(order: Order) -> schemas.Order:
-    """The API shape of an order loaded with its items and events."""
-    return schemas.Order(
-        id=order.id,
-        status=order.status,
-        buyer_id=order.buyer_id,
-        shop_id=order.shop_id,
-        currency=order.currency,
-        items_cents=order.items_cents,
-        shipping_cents=order.shipping_cents,
-        total_cents=order.total_cents,
-        refunded_cents=order.refunded_cents,
-        address=schemas.Address(
-            name=order.ship_name,
-            phone=order.ship_phone,
-            region_code=order.ship_region_code,
-            detail=order.ship_detail,
-        ),
-        items=[schemas.OrderItem.model_validate(i) for i in order.items],
-        events=[schemas.OrderEvent.model_validate(e) for e in order.events],
-        created_at=order.created_at,
-        expires_at=order.expires_at,
-        updated_at=order.updated_at,
     )
 
 

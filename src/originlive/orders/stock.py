@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from originlive import rawsql
 from originlive.catalog.models import Product, ProductStatus, ShopStatus, Sku
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
+from originlive.orders import schemas
 from originlive.orders.models import (
     FlashOffer,
     OfferPurchase,
@@ -343,44 +345,15 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
     return Placed(order=view, replayed=False)
 
 
-_ORDER_FIELDS = (
-    "id",
-    "status",
-    "buyer_id",
-    "shop_id",
-    "currency",
-    "items_cents",
-    "shipping_cents",
-    "total_cents",
-    "refunded_cents",
-    "created_at",
-    "expires_at",
-    "updated_at",
-)
-_ITEM_FIELDS = ("id", "sku_id", "offer_id", "title", "unit_price_cents", "quantity")
-_EVENT_FIELDS = ("id", "from_status", "to_status", "actor_id", "note", "created_at")
-
-
 def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
-    """The order as the API shows it, read with SQLAlchemy (types converted); off the hot path."""
-    order = conn.execute(select(Order.__table__).where(Order.id == order_id)).one()._mapping
-    items = conn.execute(
-        select(OrderItem.__table__).where(OrderItem.order_id == order_id).order_by(OrderItem.id)
-    ).mappings()
-    events = conn.execute(
-        select(OrderEvent.__table__).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
-    ).mappings()
-    address = {
-        "name": order["ship_name"],
-        "phone": order["ship_phone"],
-        "region_code": order["ship_region_code"],
-        "detail": order["ship_detail"],
-    }
-    return {k: order[k] for k in _ORDER_FIELDS} | {
-        "address": address,
-        "items": [{k: i[k] for k in _ITEM_FIELDS} for i in items],
-        "events": [{k: e[k] for k in _EVENT_FIELDS} for e in events],
-    }
+    """The order as the API shows it, read through the ORM; off the hot path (replays)."""
+    with Session(bind=conn) as session:  # joins the caller's transaction, never ends it
+        order = session.scalars(
+            select(Order)
+            .where(Order.id == order_id)
+            .options(selectinload(Order.items), selectinload(Order.events))
+        ).one()
+        return schemas.Order.model_validate(order).model_dump()
 
 
 def _price(conn: Connection, line: Line, now: Any) -> _Priced:

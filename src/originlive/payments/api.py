@@ -112,4 +112,4 @@ async def request_refund(
     await service.request_refund(writer, order=order, buyer_id=user.id, reason=body.reason)
     fresh = await orders.get_order(session, order_id=order.id)
     assert fresh is not None
-    return orders.to_schema(fresh)
+    return order_schemas.Order.model_validate(fresh)
