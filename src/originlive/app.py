@@ -66,10 +66,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.reader = reader = create_reader(engine)
     app.state.token_cache = TokenCache(reader)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
+    # Derived once: the platform's secret may live in a file, read on each call otherwise.
+    app.state.sandbox_secret = sandbox.webhook_secret(settings.resolved_secret_key)
     app.state.webhook_delivery = delivery = WebhookDelivery(
         engine,
         url=settings.resolved_public_url + "/api/v1/payments/sandbox/webhook",
-        secret=sandbox.webhook_secret(settings.resolved_secret_key),
+        secret=app.state.sandbox_secret,
     )
     interval = settings.sweep_interval_seconds
     if settings.gc_tuning:
