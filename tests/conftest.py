@@ -7,6 +7,7 @@ fail in CI (``CI=true``), where a missing server must not pass for a green run.
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from originlive.db import Base
 from originlive.models import import_all_models
 from originlive.regions.models import Region
 from originlive.settings import Settings
-from tests.servers import free_port, stop, wait_until_up
+from tests.servers import RedisServer, free_port, stop, wait_until_up
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -288,3 +289,19 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     r.flushdb()
     r.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own (``tests.servers.RedisServer``), killed afterwards."""
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed"
+        if IN_CI:
+            pytest.fail(message + " (CI must test this path)")
+        pytest.skip(message)
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -30,6 +30,7 @@ from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
 from originlive.orders.fastpath import FlashOrderRoute
+from originlive.orders.gate import Gate, NoGate, RedisGate
 from originlive.payments import api as payments_api
 from originlive.payments import pages as payments_pages
 from originlive.payments import sandbox
@@ -66,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.reader = reader = create_reader(engine)
     app.state.token_cache = TokenCache(reader)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
+    gate: Gate = RedisGate(redis, reader) if redis is not None else NoGate()
+    app.state.gate = gate
     # Derived once: the platform's secret may live in a file, read on each call otherwise.
     app.state.sandbox_secret = sandbox.webhook_secret(settings.resolved_secret_key)
     app.state.webhook_delivery = delivery = WebhookDelivery(
@@ -76,7 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     interval = settings.sweep_interval_seconds
     if settings.gc_tuning:
         _tune_garbage_collector()
-    tasks = [asyncio.create_task(orders.run_sweeper(writer, interval_seconds=interval))]
+    tasks = [asyncio.create_task(orders.run_sweeper(writer, gate, interval_seconds=interval))]
+    if isinstance(gate, RedisGate):
+        reconcile = settings.reconcile_interval_seconds
+        tasks.append(asyncio.create_task(gate.run_reconciler(interval_seconds=reconcile)))
     if isinstance(reader, BatchReader):  # SQLite: the writer leaves checkpoints to the reader
         tasks.append(asyncio.create_task(run_checkpoints(reader)))
     if settings.sandbox_courier:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often unpaid orders expire and offers end."
     )
+    reconcile_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="With Redis: how often the stock gate's figures are set from the database.",
+    )
     gc_tuning: bool = Field(
         default=True,
         description="Freeze start-up objects and collect cycles less often (lower tail latency).",

@@ -261,12 +261,12 @@ async def test_sweeper_expires_and_ends(app, market: Market, make_user, db) -> N
         (await market.order(buyer, [{"offer_id": offer["id"], "quantity": 1}])).json()
         for _ in range(3)
     ]
-    assert await service.sweep(app.state.order_writer) == ([], [])
+    assert await service.sweep(app.state.order_writer, app.state.gate) == ([], [])
     past = utcnow() - timedelta(seconds=1)
     await db.execute(update(Order).where(Order.id != orders[2]["id"]).values(expires_at=past))
     await db.execute(update(FlashOffer).values(ends_at=past))
     await db.commit()
-    expired, ended = await service.sweep(app.state.order_writer)
+    expired, ended = await service.sweep(app.state.order_writer, app.state.gate)
     assert sorted(expired) == sorted(o["id"] for o in orders[:2]) and ended == [offer["id"]]
     assert await units(db, market.sku_id) == {"shelf": STOCK - 1, "offered": 0, "held": 1}
 

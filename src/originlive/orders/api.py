@@ -16,7 +16,7 @@ from originlive.catalog.schemas import Page
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, InvalidInput
 from originlive.orders import schemas, service
-from originlive.orders.deps import OwnedOffer, VisibleOffer, VisibleOrder, Writer
+from originlive.orders.deps import OwnedOffer, StockGate, VisibleOffer, VisibleOrder, Writer
 from originlive.orders.models import OfferStatus, OrderStatus
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -71,10 +71,10 @@ async def shop_offers(
 
 @router.post("/offers/{offer_id}/end", response_model=schemas.Offer)
 async def end_offer(
-    offer: OwnedOffer, session: SessionDep, writer: Writer, user: CurrentUser
+    offer: OwnedOffer, session: SessionDep, writer: Writer, gate: StockGate, user: CurrentUser
 ) -> schemas.Offer:
     """Close the offer now; what it has left goes back to the SKU."""
-    returned = await service.end_offer(writer, offer=offer)
+    returned = await service.end_offer(writer, gate, offer=offer)
     if user.has_role(Role.OPERATOR):
         await accounts.record_audit(
             session,
@@ -103,6 +103,7 @@ async def place_order(
     response: Response,
     session: SessionDep,
     writer: Writer,
+    gate: StockGate,
     user: CurrentUser,
 ) -> schemas.Order:
     """Reserve the items and open an order awaiting payment; it expires unpaid.
@@ -112,6 +113,7 @@ async def place_order(
     """
     placed = await service.place_order(
         writer,
+        gate,
         buyer_id=user.id,
         idempotency_key=idempotency_key,
         data=body,
@@ -145,12 +147,13 @@ async def cancel_order(
     order: VisibleOrder,
     session: SessionDep,
     writer: Writer,
+    gate: StockGate,
     user: CurrentUser,
     body: Annotated[schemas.OrderCancel | None, Body()] = None,
 ) -> schemas.Order:
     """Cancel an order awaiting payment; its units go back on sale."""
     reason = body.reason if body else None
-    await service.cancel_order(writer, order=order, actor=user, reason=reason)
+    await service.cancel_order(writer, gate, order=order, actor=user, reason=reason)
     if user.has_role(Role.OPERATOR) and user.id != order.buyer_id:
         await accounts.record_audit(
             session,

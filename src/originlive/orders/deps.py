@@ -14,6 +14,7 @@ from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
 from originlive.orders import service
+from originlive.orders.gate import Gate
 from originlive.orders.models import FlashOffer, Order
 
 
@@ -24,6 +25,15 @@ def get_order_writer(request: Request) -> OrderWriter:
 
 
 Writer = Annotated[OrderWriter, Depends(get_order_writer)]
+
+
+def get_gate(request: Request) -> Gate:
+    """The app's stock gate (Redis when configured, else none)."""
+    gate: Gate = request.app.state.gate
+    return gate
+
+
+StockGate = Annotated[Gate, Depends(get_gate)]
 
 
 async def _shop(session: AsyncSession, shop_id: int) -> Shop:

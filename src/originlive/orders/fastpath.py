@@ -59,6 +59,7 @@ class FlashOrderRoute:
         try:
             placed = await service.place_order(
                 state.order_writer,
+                state.gate,
                 buyer_id=buyer_id,
                 idempotency_key=key,
                 data=data,

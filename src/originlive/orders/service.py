@@ -18,6 +18,7 @@ from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, Sku
 from originlive.db import utcnow
 from originlive.orders import schemas, stock
+from originlive.orders.gate import Gate
 from originlive.orders.models import FlashOffer, OfferStatus, Order, OrderStatus, ShippingRate
 from originlive.regions import service as regions
 
@@ -58,9 +59,11 @@ async def open_offer(
     )
 
 
-async def end_offer(writer: OrderWriter, *, offer: FlashOffer) -> int:
+async def end_offer(writer: OrderWriter, gate: Gate, *, offer: FlashOffer) -> int:
     """Close the offer now; returns the units that went back to the SKU."""
-    return await writer.run(stock.end_offer, offer_id=offer.id, now=utcnow())
+    returned = await writer.run(stock.end_offer, offer_id=offer.id, now=utcnow())
+    await gate.ended(offer.id)
+    return returned
 
 
 # Orders
@@ -68,6 +71,7 @@ async def end_offer(writer: OrderWriter, *, offer: FlashOffer) -> int:
 
 async def place_order(
     writer: OrderWriter,
+    gate: Gate,
     *,
     buyer_id: int,
     idempotency_key: str,
@@ -86,7 +90,19 @@ async def place_order(
         now=utcnow(),
         ttl=timedelta(seconds=ttl_seconds),
     )
-    return await writer.run(stock.place, cmd=command)
+    reservation = await gate.reserve(command)
+    if reservation is None:
+        return await writer.run(stock.place, cmd=command)
+    try:
+        placed = await writer.run(stock.place, cmd=command)
+    except asyncio.CancelledError:
+        raise  # committed or not, unknown here: the reconciler settles it (gate.STALE_MS)
+    except BaseException:
+        await gate.settle(reservation, kept=False)
+        raise
+    # A replay's units were taken by its first order, not by this reservation.
+    await gate.settle(reservation, kept=not placed.replayed)
+    return placed
 
 
 async def get_order(session: AsyncSession, *, order_id: int) -> Order | None:
@@ -123,10 +139,10 @@ async def list_orders(
 
 
 async def cancel_order(
-    writer: OrderWriter, *, order: Order, actor: User, reason: str | None
+    writer: OrderWriter, gate: Gate, *, order: Order, actor: User, reason: str | None
 ) -> None:
     """Cancel an unpaid order and give its units back."""
-    await writer.run(
+    returned = await writer.run(
         stock.release,
         order_id=order.id,
         to=OrderStatus.CANCELLED,
@@ -134,6 +150,7 @@ async def cancel_order(
         now=utcnow(),
         note=reason,
     )
+    await gate.returned(returned)
 
 
 # Shipping
@@ -169,7 +186,7 @@ async def set_shipping_rates(
 # Background
 
 
-async def sweep(writer: OrderWriter) -> tuple[list[int], list[int]]:
+async def sweep(writer: OrderWriter, gate: Gate) -> tuple[list[int], list[int]]:
     """Expire unpaid orders and end offers whose time is up; returns both lists of ids.
 
     Each order and each offer is a job of its own: on PostgreSQL one transaction that released
@@ -179,16 +196,19 @@ async def sweep(writer: OrderWriter) -> tuple[list[int], list[int]]:
     now = utcnow()
     due = await writer.run(stock.due_orders, now=now)
     done = await asyncio.gather(*(writer.run(stock.expire, order_id=o, now=now) for o in due))
+    await gate.returned([unit for units in done if units for unit in units])
     offers = await writer.run(stock.due_offers, now=now)
     await asyncio.gather(*(writer.run(stock.end_offer, offer_id=o, now=now) for o in offers))
-    return [o for o, ok in zip(due, done, strict=True) if ok], offers
+    for offer_id in offers:
+        await gate.ended(offer_id)
+    return [o for o, units in zip(due, done, strict=True) if units is not None], offers
 
 
-async def run_sweeper(writer: OrderWriter, *, interval_seconds: float) -> None:
+async def run_sweeper(writer: OrderWriter, gate: Gate, *, interval_seconds: float) -> None:
     """Sweep forever, every ``interval_seconds``; errors are logged, never fatal."""
     while True:
         try:
-            expired, ended = await sweep(writer)
+            expired, ended = await sweep(writer, gate)
             if expired or ended:
                 log.info("expired %d orders, ended %d offers", len(expired), len(ended))
         except Exception:

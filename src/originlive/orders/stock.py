@@ -65,6 +65,28 @@ class WrongState(Conflict):
 
 
 @dataclass(frozen=True)
+class Returned:
+    """Units of a released order that went back to an offer still on sale (for the gate)."""
+
+    offer_id: int
+    buyer_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """What the Redis gate needs of an offer, read from the database (``gate_state``)."""
+
+    offer_id: int
+    remaining: int
+    per_buyer_limit: int
+    ends_at: datetime | None
+    active: bool
+    held: dict[int, int]  # buyer id -> units in live orders (the per-buyer counter)
+    keys: list[tuple[int, str]]  # (buyer id, Idempotency-Key) of every order with the offer
+
+
+@dataclass(frozen=True)
 class Line:
     """One requested line: an offer or a plain SKU, and how many."""
 
@@ -507,8 +529,11 @@ def release(
     actor_id: int | None,
     now: datetime,
     note: str | None = None,
-) -> None:
-    """Cancel or expire an unpaid order and give its units back, exactly once (invariant 3)."""
+) -> list[Returned]:
+    """Cancel or expire an unpaid order and give its units back, exactly once (invariant 3).
+
+    Returns the units that went back to offers still on sale (the rest went to their SKUs).
+    """
     transition(
         conn,
         order_id=order_id,
@@ -524,13 +549,18 @@ def release(
             OrderItem.order_id == order_id
         )
     ).all()
+    returned = []
     for item in items:
-        _give_back(conn, item.sku_id, item.offer_id, item.quantity, buyer_id=buyer_id)
+        if _give_back(conn, item.sku_id, item.offer_id, item.quantity, buyer_id=buyer_id):
+            assert item.offer_id is not None
+            returned.append(Returned(item.offer_id, buyer_id, item.quantity))
+    return returned
 
 
 def _give_back(
     conn: Connection, sku_id: int, offer_id: int | None, quantity: int, *, buyer_id: int
-) -> None:
+) -> bool:
+    """Give the units back; True if they went to the offer, False if to the SKU."""
     if offer_id is not None:
         conn.execute(
             update(OfferPurchase)
@@ -544,8 +574,9 @@ def _give_back(
             .values(remaining=FlashOffer.remaining + quantity)
         )
         if back.rowcount == 1:
-            return
+            return True
     conn.execute(update(Sku).where(Sku.id == sku_id).values(stock=Sku.stock + quantity))
+    return False
 
 
 def due_orders(conn: Connection, *, now: datetime, limit: int = 500) -> list[int]:
@@ -560,17 +591,71 @@ def due_orders(conn: Connection, *, now: datetime, limit: int = 500) -> list[int
     )
 
 
-def expire(conn: Connection, *, order_id: int, now: datetime) -> bool:
-    """Expire one unpaid order and give its units back; False if it was paid or cancelled."""
+def expire(conn: Connection, *, order_id: int, now: datetime) -> list[Returned] | None:
+    """Expire one unpaid order and give its units back (see ``release``); None if it was paid
+    or cancelled meanwhile."""
     try:
         with conn.begin_nested():
-            release(conn, order_id=order_id, to=OrderStatus.EXPIRED, actor_id=None, now=now)
+            return release(conn, order_id=order_id, to=OrderStatus.EXPIRED, actor_id=None, now=now)
     except WrongState:
-        return False
-    return True
+        return None
 
 
 def expire_due(conn: Connection, *, now: datetime, limit: int = 500) -> list[int]:
     """Expire every due order in this one transaction (see ``service.sweep`` for why the
     sweeper instead gives each order a job of its own)."""
-    return [o for o in due_orders(conn, now=now, limit=limit) if expire(conn, order_id=o, now=now)]
+    due = due_orders(conn, now=now, limit=limit)
+    return [o for o in due if expire(conn, order_id=o, now=now) is not None]
+
+
+def gate_state(conn: Connection, *, offer_id: int) -> OfferState | None:
+    """The offer as the Redis gate loads it, or None if there is no such offer."""
+    offer = conn.execute(
+        select(
+            FlashOffer.remaining,
+            FlashOffer.per_buyer_limit,
+            FlashOffer.ends_at,
+            FlashOffer.status,
+        ).where(FlashOffer.id == offer_id)
+    ).first()
+    if offer is None:
+        return None
+    held = conn.execute(
+        select(OfferPurchase.buyer_id, OfferPurchase.quantity).where(
+            OfferPurchase.offer_id == offer_id, OfferPurchase.quantity > 0
+        )
+    ).all()
+    keys = conn.execute(
+        select(Order.buyer_id, Order.idempotency_key)
+        .join(OrderItem, OrderItem.order_id == Order.id)
+        .where(OrderItem.offer_id == offer_id)
+        .distinct()
+    ).all()
+    return OfferState(
+        offer_id=offer_id,
+        remaining=offer.remaining,
+        per_buyer_limit=offer.per_buyer_limit,
+        ends_at=offer.ends_at,
+        active=offer.status == OfferStatus.ACTIVE,
+        held={b: q for b, q in held},
+        keys=[(b, k) for b, k in keys],
+    )
+
+
+def gate_states(conn: Connection, *, offer_ids: Sequence[int]) -> list[OfferState]:
+    """Remaining units, end and status of these offers (no buyers or keys): for reconciling."""
+    rows = conn.execute(
+        select(
+            FlashOffer.id,
+            FlashOffer.remaining,
+            FlashOffer.per_buyer_limit,
+            FlashOffer.ends_at,
+            FlashOffer.status,
+        ).where(FlashOffer.id.in_(offer_ids))
+    ).all()
+    return [
+        OfferState(
+            r.id, r.remaining, r.per_buyer_limit, r.ends_at, r.status == OfferStatus.ACTIVE, {}, []
+        )
+        for r in rows
+    ]
