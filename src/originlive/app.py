@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from originlive import __version__
 from originlive.accounts import api as accounts_api
@@ -56,7 +58,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis: Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        # A Redis that is gone must cost a buyer a quick 503, not seconds of redis-py's
+        # default ten retries: two quick retries ride out a reconnect, then give up.
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
+        )
         await redis.ping()  # fail at start-up, not on the first login
         limiter = RedisRateLimiter(redis)
     else:

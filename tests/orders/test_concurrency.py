@@ -91,6 +91,19 @@ async def test_crowd_never_oversells(start_server, database_url: str, processes:
     # Two processes on one database: SQLite's writers take turns at the file lock, and
     # PostgreSQL's transactions at the offer's row; neither may sell a unit twice.
     urls = [await start_server() for _ in range(processes)]
+    await sell_out(urls, database_url)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_crowd_through_the_redis_gate(start_server, database_url: str, redis_url: str):
+    # Two processes share the gate in Redis; PostgreSQL records what it lets through.
+    urls = [await start_server(ORIGINLIVE_REDIS_URL=redis_url) for _ in range(2)]
+    await sell_out(urls, database_url)
+
+
+async def sell_out(urls: list[str], database_url: str) -> None:
+    """The crowd at these servers buys the whole offer, within limits, replays answered alike."""
     url = urls[0]
     async with httpx.AsyncClient(base_url=url) as api:
         offer = await open_offer(api)
@@ -158,4 +171,55 @@ async def test_kill_mid_burst_loses_no_acknowledged_order(farm, database_url: st
     retry = await crowd(url, requests)
     sold = sum(1 for a in retry if a and a.status == 201 and a.body["id"] not in stored)
     assert len(stored) + sold <= QUANTITY
+    await check_books(database_url, offer["id"])
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_redis_lost_mid_burst(farm, database_url: str, own_redis) -> None:
+    # Redis dies in the middle of the burst and comes back empty (it keeps nothing on disk).
+    # Meanwhile buyers get 503s, never a wrong answer; afterwards the gate reloads from the
+    # database and the offer sells out exactly, across two processes.
+    env = {"ORIGINLIVE_REDIS_URL": own_redis.url, "ORIGINLIVE_RECONCILE_INTERVAL_SECONDS": "0.5"}
+    urls = [await farm.start(**env) for _ in range(2)]
+    async with httpx.AsyncClient(base_url=urls[0]) as api:
+        offer = await open_offer(api)
+    tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
+    requests = [
+        Request(
+            "POST",
+            "/api/v1/orders",
+            {"Authorization": f"Bearer {tokens[b]}", "Idempotency-Key": f"r{b}-{a}"},
+            {"items": [{"offer_id": offer["id"], "quantity": 1}], "address": ADDRESS},
+        )
+        for a in range(3)
+        for b in range(BUYERS)
+    ]
+    burst = asyncio.create_task(crowd(urls, requests, retries=0))
+    engine = create_async_engine(database_url)
+    try:
+        for _ in range(200):
+            async with engine.connect() as conn:
+                if await conn.scalar(select(func.count()).select_from(Order)) >= QUANTITY // 3:
+                    break
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+    own_redis.kill()
+    await asyncio.sleep(0.5)
+    own_redis.start()
+    first = await burst
+    assert all(first), "the servers stopped answering"
+    statuses = collections.Counter(a.status for a in first if a)
+    assert set(statuses) <= {201, 409, 503}
+    assert statuses[503], "the burst ended before Redis went away"
+    await check_books(database_url, offer["id"])
+    # Buyers press again with the same keys: the first answers replay, the rest sell out.
+    second = await crowd(urls, requests)
+    assert {a.status for a in second if a} <= {201, 409}
+    for a, b in zip(first, second, strict=True):
+        if a and a.status == 201:
+            assert b and b.status == 201 and b.body["id"] == a.body["id"]
+    sold = {a.body["id"] for a in second if a and a.status == 201}
+    assert len(sold) == QUANTITY
     await check_books(database_url, offer["id"])

@@ -112,6 +112,8 @@ class NoGate:
 _RESERVE = """
 local n = #KEYS / 4
 local buyer, mark, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- A client's retry of a script that ran but whose answer was lost: the same reservation.
+if redis.call('HEXISTS', KEYS[3], token) == 1 then return {'ok'} end
 for i = 1, n do
   if redis.call('EXISTS', KEYS[4*i-3]) == 0 then return {'unknown', i} end
 end

@@ -248,18 +248,9 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
     The hot path of a flash sale: raw SQL on the cursor (see ``rawsql``), about ten statements.
     """
     request_hash = cmd.request_hash
-    existing = rawsql.execute(
-        conn,
-        "SELECT id, request_hash FROM orders WHERE buyer_id = :buyer AND idempotency_key = :key",
-        buyer=cmd.buyer_id,
-        key=cmd.idempotency_key,
-    ).fetchone()
-    if existing is not None:
-        if existing[1] != request_hash:
-            raise IdempotencyMismatch(
-                "This Idempotency-Key was used for a different order; use a new key."
-            )
-        return Placed(order=order_view(conn, order_id=existing[0]), replayed=True)
+    replayed = _replay(conn, cmd, request_hash)
+    if replayed is not None:
+        return replayed
 
     now = rawsql.db_time(conn, cmd.now)
     priced = [_price(conn, line, now) for line in cmd.lines]
@@ -270,21 +261,20 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
     shop_id, currency = shops.pop(), currencies.pop()
     shipping = _shipping_fee(conn, shop_id=shop_id, region_code=cmd.address.region_code)
 
-    # Rows are locked in one order by every rule (offers by id, then SKUs by id; a buyer's
-    # counter just before its offer), so that two PostgreSQL transactions never deadlock.
-    for p in sorted(priced, key=lambda p: (p.line.offer_id is None, p.line.offer_id, p.sku_id)):
-        _take(conn, p, buyer_id=cmd.buyer_id, now=now)
-
     items_cents = sum(p.unit_price_cents * p.line.quantity for p in priced)
     expires_at = cmd.now + cmd.ttl
     pending = OrderStatus.PENDING_PAYMENT.value
-    order_id = rawsql.execute(
+    # The key is claimed before any unit moves: a concurrent request with the same key (a
+    # retry racing its first try, on another process) waits here for the first to commit,
+    # then finds it and replays it, instead of failing on the unique key.
+    row = rawsql.execute(
         conn,
         "INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents, shipping_cents,"
         " total_cents, refunded_cents, ship_name, ship_phone, ship_region_code, ship_detail,"
         " idempotency_key, request_hash, created_at, expires_at, updated_at)"
         " VALUES (:buyer, :shop, :status, :currency, :items, :shipping, :total, 0, :name,"
-        " :phone, :region, :detail, :key, :hash, :now, :expires, :now) RETURNING id",
+        " :phone, :region, :detail, :key, :hash, :now, :expires, :now)"
+        " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING RETURNING id",
         buyer=cmd.buyer_id,
         shop=shop_id,
         status=pending,
@@ -300,7 +290,18 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
         hash=request_hash,
         now=now,
         expires=rawsql.db_time(conn, expires_at),
-    ).fetchone()[0]
+    ).fetchone()
+    if row is None:  # the other request committed meanwhile (PostgreSQL): its answer
+        replayed = _replay(conn, cmd, request_hash)
+        assert replayed is not None
+        return replayed
+    order_id = row[0]
+
+    # Rows are locked in one order by every rule (offers by id, then SKUs by id; a buyer's
+    # counter just before its offer), so that two PostgreSQL transactions never deadlock.
+    for p in sorted(priced, key=lambda p: (p.line.offer_id is None, p.line.offer_id, p.sku_id)):
+        _take(conn, p, buyer_id=cmd.buyer_id, now=now)
+
     items = []
     for p in priced:
         item_id = rawsql.execute(
@@ -365,6 +366,23 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
         "updated_at": cmd.now,
     }
     return Placed(order=view, replayed=False)
+
+
+def _replay(conn: Connection, cmd: PlaceOrder, request_hash: str) -> Placed | None:
+    """The first order placed with this key, if any (or raise: the key came with another)."""
+    existing = rawsql.execute(
+        conn,
+        "SELECT id, request_hash FROM orders WHERE buyer_id = :buyer AND idempotency_key = :key",
+        buyer=cmd.buyer_id,
+        key=cmd.idempotency_key,
+    ).fetchone()
+    if existing is None:
+        return None
+    if existing[1] != request_hash:
+        raise IdempotencyMismatch(
+            "This Idempotency-Key was used for a different order; use a new key."
+        )
+    return Placed(order=order_view(conn, order_id=existing[0]), replayed=True)
 
 
 def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
