@@ -19,6 +19,7 @@ from originlive.accounts import pages as accounts_pages
 from originlive.accounts.tokencache import TokenCache
 from originlive.batching import (
     BatchReader,
+    BatchWriter,
     create_order_writer,
     create_reader,
     run_checkpoints,
@@ -31,6 +32,7 @@ from originlive.errors import install_error_handlers
 from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
+from originlive.orders.bulk import BulkPlacer, OrderPlacer, WriterPlacer
 from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.gate import Gate, NoGate, RedisGate
 from originlive.payments import api as payments_api
@@ -76,6 +78,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.reader = reader = create_reader(engine)
     app.state.token_cache = TokenCache(reader)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
+    placer: OrderPlacer = (
+        WriterPlacer(writer)
+        if isinstance(writer, BatchWriter)
+        else BulkPlacer(settings.resolved_database_url)
+    )
+    app.state.order_placer = placer
     gate: Gate = RedisGate(redis, reader) if redis is not None else NoGate()
     app.state.gate = gate
     # Derived once: the platform's secret may live in a file, read on each call otherwise.
@@ -104,6 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await delivery.close()
+        await placer.close()
         await writer.close()
         await reader.close()
         if redis is not None:

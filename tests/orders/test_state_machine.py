@@ -27,7 +27,7 @@ from originlive.accounts.models import User
 from originlive.batching import _sqlite_thread_engine
 from originlive.catalog.models import Product, Shop, ShopStatus, Sku
 from originlive.errors import OriginliveError
-from originlive.orders import stock
+from originlive.orders import bulk, stock
 from originlive.orders.models import (
     HOLDING,
     FlashOffer,
@@ -163,6 +163,62 @@ class Books(RuleBasedStateMachine):
             self.keys[(buyer_id, key)] = ((line,), order_id)
         return order_id
 
+    @rule(
+        presses=st.lists(
+            st.tuples(
+                st.one_of(st.none(), offers),
+                st.integers(0, 2),
+                st.integers(1, 3),
+                st.text("abcdefgh", min_size=1, max_size=2),
+            ),
+            min_size=1,
+            max_size=6,
+            unique_by=lambda p: (p[1], p[3]),  # the bulk placer never batches a key twice
+        )
+    )
+    def place_together(self, presses: list[tuple[int | None, int, int, str]]) -> None:
+        """A batch of presses as PostgreSQL's bulk placer decides them (``bulk.place_many``),
+        checked against ``stock.place`` deciding the same presses one after another."""
+        cmds = [
+            stock.PlaceOrder(
+                self.buyers[buyer],
+                key,
+                (stock.Line(None, self.sku, q) if offer is None else stock.Line(offer, None, q),),
+                ADDRESS,
+                self.now,
+                timedelta(minutes=15),
+            )
+            for offer, buyer, q, key in presses
+        ]
+        if self.conn.dialect.name != "postgresql":  # the bulk placer is PostgreSQL's
+            for cmd in cmds:
+                self._record(cmd, self._try(stock.place, cmd=cmd))
+            return
+        oracle = self.conn.begin_nested()
+        expected = []
+        for cmd in cmds:
+            try:
+                with self.conn.begin_nested():
+                    expected.append(stock.place(self.conn, cmd))
+            except OriginliveError as exc:
+                expected.append(exc)
+        oracle.rollback()
+        with self.conn.begin_nested():
+            actual = bulk.place_many(self.conn, cmds)
+        for cmd, want, got in zip(cmds, expected, actual, strict=True):
+            assert _shape(got) == _shape(want), (cmd, got, want)
+            self._record(cmd, got if isinstance(got, stock.Placed) else None)
+
+    def _record(self, cmd: stock.PlaceOrder, placed: stock.Placed | None) -> None:
+        if placed is None:
+            return
+        earlier = self.keys.get((cmd.buyer_id, cmd.idempotency_key))
+        if earlier is not None:
+            assert placed.replayed and earlier == (cmd.lines, placed.order["id"])
+        else:
+            assert not placed.replayed
+            self.keys[(cmd.buyer_id, cmd.idempotency_key)] = (cmd.lines, placed.order["id"])
+
     @rule(order=orders)
     def cancel(self, order: int | None) -> None:
         if order is not None:
@@ -248,6 +304,19 @@ class Books(RuleBasedStateMachine):
             assert chain[0].from_status is None
             assert all(a.to_status == b.from_status for a, b in itertools.pairwise(chain))
             assert chain[-1].to_status == status
+
+
+def _shape(outcome: object) -> object:
+    """An answer without the ids that depend on which path inserted first."""
+    if isinstance(outcome, OriginliveError):
+        return (type(outcome).__name__, outcome.detail)
+    assert isinstance(outcome, stock.Placed)
+    order = dict(outcome.order)
+    if not outcome.replayed:
+        order.pop("id")
+        order["items"] = [{k: v for k, v in i.items() if k != "id"} for i in order["items"]]
+        order["events"] = [{k: v for k, v in e.items() if k != "id"} for e in order["events"]]
+    return (outcome.replayed, order)
 
 
 def _run(connection: Connection) -> None:

@@ -16,7 +16,7 @@ from originlive.catalog.schemas import Page
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, InvalidInput
 from originlive.orders import schemas, service
-from originlive.orders.deps import OwnedOffer, StockGate, VisibleOffer, VisibleOrder, Writer
+from originlive.orders.deps import OwnedOffer, Placer, StockGate, VisibleOffer, VisibleOrder, Writer
 from originlive.orders.models import OfferStatus, OrderStatus
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -102,7 +102,7 @@ async def place_order(
     request: Request,
     response: Response,
     session: SessionDep,
-    writer: Writer,
+    placer: Placer,
     gate: StockGate,
     user: CurrentUser,
 ) -> schemas.Order:
@@ -112,7 +112,7 @@ async def place_order(
     handler, with the same rules and shapes; this handler serves everyone else.
     """
     placed = await service.place_order(
-        writer,
+        placer,
         gate,
         buyer_id=user.id,
         idempotency_key=idempotency_key,

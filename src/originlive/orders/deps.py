@@ -14,6 +14,7 @@ from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
 from originlive.orders import service
+from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
 from originlive.orders.models import FlashOffer, Order
 
@@ -25,6 +26,15 @@ def get_order_writer(request: Request) -> OrderWriter:
 
 
 Writer = Annotated[OrderWriter, Depends(get_order_writer)]
+
+
+def get_placer(request: Request) -> OrderPlacer:
+    """Where new orders go: the writer (SQLite) or batches of the process (PostgreSQL)."""
+    placer: OrderPlacer = request.app.state.order_placer
+    return placer
+
+
+Placer = Annotated[OrderPlacer, Depends(get_placer)]
 
 
 def get_gate(request: Request) -> Gate:

@@ -58,7 +58,7 @@ class FlashOrderRoute:
             return False  # FastAPI words the 401
         try:
             placed = await service.place_order(
-                state.order_writer,
+                state.order_placer,
                 state.gate,
                 buyer_id=buyer_id,
                 idempotency_key=key,

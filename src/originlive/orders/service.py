@@ -18,6 +18,7 @@ from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, Sku
 from originlive.db import utcnow
 from originlive.orders import schemas, stock
+from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
 from originlive.orders.models import FlashOffer, OfferStatus, Order, OrderStatus, ShippingRate
 from originlive.regions import service as regions
@@ -70,7 +71,7 @@ async def end_offer(writer: OrderWriter, gate: Gate, *, offer: FlashOffer) -> in
 
 
 async def place_order(
-    writer: OrderWriter,
+    placer: OrderPlacer,
     gate: Gate,
     *,
     buyer_id: int,
@@ -92,9 +93,9 @@ async def place_order(
     )
     reservation = await gate.reserve(command)
     if reservation is None:
-        return await writer.run(stock.place, cmd=command)
+        return await placer.place(command)
     try:
-        placed = await writer.run(stock.place, cmd=command)
+        placed = await placer.place(command)
     except asyncio.CancelledError:
         raise  # committed or not, unknown here: the reconciler settles it (gate.STALE_MS)
     except BaseException:

@@ -299,7 +299,7 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
 
     # Rows are locked in one order by every rule (offers by id, then SKUs by id; a buyer's
     # counter just before its offer), so that two PostgreSQL transactions never deadlock.
-    for p in sorted(priced, key=lambda p: (p.line.offer_id is None, p.line.offer_id, p.sku_id)):
+    for p in sorted(priced, key=lock_order):
         _take(conn, p, buyer_id=cmd.buyer_id, now=now)
 
     items = []
@@ -334,6 +334,32 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
         actor=cmd.buyer_id,
         now=now,
     ).fetchone()[0]
+    return fresh_order(
+        cmd,
+        order_id=order_id,
+        shop_id=shop_id,
+        currency=currency,
+        items_cents=items_cents,
+        shipping=shipping,
+        items=items,
+        event_id=event_id,
+    )
+
+
+def fresh_order(
+    cmd: PlaceOrder,
+    *,
+    order_id: int,
+    shop_id: int,
+    currency: str,
+    items_cents: int,
+    shipping: int,
+    items: list[dict[str, Any]],
+    event_id: int,
+) -> Placed:
+    """A just-placed order as the API shows it (``schemas.Order``'s fields), without reading
+    it back: on the hot path that would cost as much as placing it."""
+    pending = OrderStatus.PENDING_PAYMENT.value
     view = {
         "id": order_id,
         "status": pending,
@@ -362,7 +388,7 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
             }
         ],
         "created_at": cmd.now,
-        "expires_at": expires_at,
+        "expires_at": cmd.now + cmd.ttl,
         "updated_at": cmd.now,
     }
     return Placed(order=view, replayed=False)
@@ -394,6 +420,11 @@ def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
             .options(selectinload(Order.items), selectinload(Order.events))
         ).one()
         return schemas.Order.model_validate(order).model_dump()
+
+
+def lock_order(p: _Priced) -> tuple[bool, int, int]:
+    """Offers by id, then SKUs by id: the order in which every rule takes its row locks."""
+    return (p.line.offer_id is None, p.line.offer_id or 0, p.sku_id)
 
 
 def _price(conn: Connection, line: Line, now: Any) -> _Priced:
@@ -476,14 +507,28 @@ def _shipping_fee(conn: Connection, *, shop_id: int, region_code: str) -> int:
         conn, "SELECT path FROM regions WHERE code = :code", code=region_code
     ).fetchone()
     if row is None:
-        raise InvalidInput(f"Unknown region code {region_code!r}.", field="address.region_code")
-    depth = {code: i for i, code in enumerate(c for c in row[0].split("/") if c)}
+        raise unknown_region(region_code)
     rates = rawsql.execute(
         conn,
         "SELECT region_code, fee_cents FROM shipping_rates WHERE shop_id = :shop",
         shop=shop_id,
     ).fetchall()
-    matching = [(depth.get(code, -1), fee) for code, fee in rates if code is None or code in depth]
+    return shipping_fee(row[0], rates)
+
+
+def unknown_region(region_code: str) -> InvalidInput:
+    return InvalidInput(f"Unknown region code {region_code!r}.", field="address.region_code")
+
+
+def shipping_fee(path: str, rates: Sequence[tuple[str | None, int]]) -> int:
+    """The fee to the region at ``path`` by the shop's rates: the deepest matching region's,
+    else the default (region None), else free."""
+    depth = {code: i for i, code in enumerate(c for c in path.split("/") if c)}
+    matching = [
+        (-1 if code is None else depth[code], fee)
+        for code, fee in rates
+        if code is None or code in depth
+    ]
     return int(max(matching)[1]) if matching else 0
 
 
@@ -567,34 +612,36 @@ def release(
             OrderItem.order_id == order_id
         )
     ).all()
-    returned = []
-    for item in items:
-        if _give_back(conn, item.sku_id, item.offer_id, item.quantity, buyer_id=buyer_id):
-            assert item.offer_id is not None
+    # Locks in the order every rule takes them: offers by id (each offer before its buyers'
+    # counters), then SKUs by id, so that no PostgreSQL transaction waits on another in a cycle.
+    returned, to_skus = [], dict.fromkeys(sorted({item.sku_id for item in items}), 0)
+    for item in sorted(items, key=lambda i: (i.offer_id is None, i.offer_id or 0)):
+        if item.offer_id is not None and _give_back(
+            conn, item.offer_id, item.quantity, buyer_id=buyer_id
+        ):
             returned.append(Returned(item.offer_id, buyer_id, item.quantity))
+        else:
+            to_skus[item.sku_id] += item.quantity
+    for sku_id, quantity in to_skus.items():
+        if quantity:
+            conn.execute(update(Sku).where(Sku.id == sku_id).values(stock=Sku.stock + quantity))
     return returned
 
 
-def _give_back(
-    conn: Connection, sku_id: int, offer_id: int | None, quantity: int, *, buyer_id: int
-) -> bool:
-    """Give the units back; True if they went to the offer, False if to the SKU."""
-    if offer_id is not None:
-        conn.execute(
-            update(OfferPurchase)
-            .where(OfferPurchase.offer_id == offer_id, OfferPurchase.buyer_id == buyer_id)
-            .values(quantity=OfferPurchase.quantity - quantity)
-        )
-        # Back to the offer while it is on; once it has ended, to the SKU it came from.
-        back = conn.execute(
-            update(FlashOffer)
-            .where(FlashOffer.id == offer_id, FlashOffer.status == OfferStatus.ACTIVE)
-            .values(remaining=FlashOffer.remaining + quantity)
-        )
-        if back.rowcount == 1:
-            return True
-    conn.execute(update(Sku).where(Sku.id == sku_id).values(stock=Sku.stock + quantity))
-    return False
+def _give_back(conn: Connection, offer_id: int, quantity: int, *, buyer_id: int) -> bool:
+    """Give an offer line's units back to the offer while it is on (True); once it has ended
+    they go to the SKU they came from (False: the caller does that)."""
+    back = conn.execute(
+        update(FlashOffer)
+        .where(FlashOffer.id == offer_id, FlashOffer.status == OfferStatus.ACTIVE)
+        .values(remaining=FlashOffer.remaining + quantity)
+    )
+    conn.execute(
+        update(OfferPurchase)
+        .where(OfferPurchase.offer_id == offer_id, OfferPurchase.buyer_id == buyer_id)
+        .values(quantity=OfferPurchase.quantity - quantity)
+    )
+    return back.rowcount == 1
 
 
 def due_orders(conn: Connection, *, now: datetime, limit: int = 500) -> list[int]:
