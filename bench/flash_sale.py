@@ -1,7 +1,9 @@
 """Flash-sale throughput: many buyers press "buy" on one offer at the same time.
 
-Starts ``originlive serve`` itself on a fresh embedded deployment (SQLite) unless
-ORIGINLIVE_DATABASE_URL says otherwise, makes ``--buyers`` buyers with bearer tokens, and runs
+Starts ``originlive serve`` itself on a fresh embedded deployment (SQLite), or with
+``--database postgresql`` on a new database of the PostgreSQL server at ``--postgres-url``
+(dropped afterwards), and with ``--redis`` with a redis-server of its own (the Redis gate),
+makes ``--buyers`` buyers with bearer tokens, and runs
 wrk (Debian package ``wrk``, Lua script ``bench/flash_sale.lua``: a new buyer and a new
 Idempotency-Key on every request) in two bursts at one offer:
 
@@ -13,6 +15,11 @@ After each burst the database is read: units sold, units oversold (must be 0), a
 the offer's counter, the orders and the buyers' counters agree. Prints one JSON object.
 
     python bench/flash_sale.py [--buyers 2000] [--seconds 10] [--connections 64] [--workers 1]
+                               [--database sqlite|postgresql] [--redis]
+
+The issue's second target, Redis + PostgreSQL in two processes:
+
+    python bench/flash_sale.py --database postgresql --redis --workers 2
 """
 
 import argparse
@@ -25,9 +32,10 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +47,34 @@ from originlive.bootstrap import migrate  # noqa: E402
 from originlive.orders.models import HOLDING, FlashOffer, Order, OrderItem  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
 from tests.crowd import make_buyers, merchant_with_sku  # noqa: E402
-from tests.servers import free_port, stop, wait_until_up  # noqa: E402
+from tests.servers import RedisServer, free_port, stop, wait_until_up  # noqa: E402
 
 PASSWORD = "bench-password"
 ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
+
+
+BENCH_DATABASE = "originlive_bench"
+
+
+async def _recreate(admin_url: str, name: str) -> str:
+    """A new empty database beside the admin one; its URL."""
+    await _drop(admin_url, name)
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
 
 
 async def _offer(
@@ -123,19 +155,34 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--scarce-units", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+        help="a database on the server, to create the bench's own database from",
+    )
+    parser.add_argument("--redis", action="store_true", help="the Redis gate, own redis-server")
     args = parser.parse_args()
     require_wrk()
 
     work = Path(tempfile.mkdtemp(prefix="originlive-flash-"))
-    settings = Settings(data_dir=work / "data")
+    settings = Settings(data_dir=work / "data", database_url=None)
     url = settings.resolved_database_url
+    if args.database == "postgresql":
+        url = await _recreate(args.postgres_url, BENCH_DATABASE)
     await asyncio.to_thread(migrate, url)
+    redis = RedisServer() if args.redis else None
+    if redis is not None:
+        redis.start()
     port = free_port()
-    env = os.environ | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORIGINLIVE_")} | {
         "ORIGINLIVE_DATA_DIR": str(settings.data_dir),
+        "ORIGINLIVE_DATABASE_URL": url,
         "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
         "ORIGINLIVE_LOG_LEVEL": "warning",
     }
+    if redis is not None:
+        env["ORIGINLIVE_REDIS_URL"] = redis.url
     log = (work / "server.log").open("wb")
     server = subprocess.Popen(
         [
@@ -168,11 +215,16 @@ async def main() -> None:
             results[name] = figures
     finally:
         stop(server)
+        if redis is not None:
+            redis.kill()
+        if args.database == "postgresql":
+            await _drop(args.postgres_url, BENCH_DATABASE)
     print(
         json.dumps(
             {
                 "benchmark": "flash_sale",
                 "database": url.split(":", 1)[0],
+                "redis_gate": args.redis,
                 "processes": args.workers,
                 "buyers": args.buyers,
                 "connections": args.connections,

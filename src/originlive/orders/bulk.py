@@ -24,6 +24,7 @@ The answers reach their callers only after the commit (invariant 6).
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -83,125 +84,71 @@ def place_many(
     one after another; returns each one's answer or refusal. (Keys must be distinct.)"""
     results: list[stock.Placed | OriginliveError | None] = [None] * len(cmds)
     hashes = [cmd.request_hash for cmd in cmds]
+    now = max(cmd.now for cmd in cmds)
+    offer_ids = sorted({ln.offer_id for c in cmds for ln in c.lines if ln.offer_id})
+    sku_ids = sorted({ln.sku_id for c in cmds for ln in c.lines if ln.sku_id})
 
-    # 1. Replays and the figures that do not move: prices, regions, rates.
-    for buyer, key, order_id, request_hash in rawsql.execute(
+    # 1. Replays and the figures that do not move: prices, regions, rates. One round trip.
+    replays, offer_rows, sku_rows, region_rows, rate_rows = _json_row(
         conn,
-        "SELECT o.buyer_id, o.idempotency_key, o.id, o.request_hash FROM orders o"
-        " JOIN unnest(CAST(:buyers AS INTEGER[]), CAST(:keys AS TEXT[])) AS k(buyer_id, key)"
-        " ON o.buyer_id = k.buyer_id AND o.idempotency_key = k.key",
+        # A lookup per key (LATERAL) by the unique index, whatever the planner's statistics
+        # say of a table that grows by thousands of rows a second.
+        "SELECT (SELECT json_agg(json_build_array(o.buyer_id, o.idempotency_key, o.id,"
+        " o.request_hash)) FROM unnest(CAST(:buyers AS INTEGER[]), CAST(:keys AS TEXT[]))"
+        " AS k(buyer_id, key) CROSS JOIN LATERAL (SELECT * FROM orders"
+        " WHERE orders.buyer_id = k.buyer_id AND orders.idempotency_key = k.key) AS o),"
+        " (SELECT json_agg(json_build_array(id, sku_id, shop_id, title, price_cents, currency,"
+        " per_buyer_limit, status = :active AND (ends_at IS NULL OR ends_at > :now)))"
+        " FROM flash_offers WHERE id = ANY(:offer_ids)),"
+        " (SELECT json_agg(json_build_array(skus.id, skus.name, skus.price_cents,"
+        " skus.currency, products.title, products.shop_id)) FROM skus"
+        " JOIN products ON products.id = skus.product_id"
+        " JOIN shops ON shops.id = products.shop_id WHERE skus.id = ANY(:sku_ids)"
+        " AND products.status = :on_sale AND shops.status = :approved),"
+        " (SELECT json_agg(json_build_array(code, path)) FROM regions"
+        " WHERE code = ANY(:codes)),"
+        " (SELECT json_agg(json_build_array(shop_id, region_code, fee_cents))"
+        " FROM shipping_rates WHERE shop_id IN (SELECT shop_id FROM flash_offers"
+        " WHERE id = ANY(:offer_ids) UNION SELECT products.shop_id FROM skus"
+        " JOIN products ON products.id = skus.product_id WHERE skus.id = ANY(:sku_ids)))",
         buyers=[c.buyer_id for c in cmds],
         keys=[c.idempotency_key for c in cmds],
-    ).fetchall():
-        for i, cmd in enumerate(cmds):
-            if (cmd.buyer_id, cmd.idempotency_key) == (buyer, key):
-                results[i] = _replayed(conn, order_id, request_hash == hashes[i])
-    fresh = [i for i, r in enumerate(results) if r is None]
-    if not fresh:
-        return _done(results)
-    now = max(cmds[i].now for i in fresh)
-    offer_ids = sorted({ln.offer_id for i in fresh for ln in cmds[i].lines if ln.offer_id})
-    sku_ids = sorted({ln.sku_id for i in fresh for ln in cmds[i].lines if ln.sku_id})
-    offers = {
-        row[0]: row[1:]
-        for row in _rows(
-            offer_ids,
-            conn,
-            "SELECT id, sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
-            " status = :active AND (ends_at IS NULL OR ends_at > :now) FROM flash_offers"
-            " WHERE id = ANY(:ids)",
-            ids=offer_ids,
-            active=OfferStatus.ACTIVE.value,
-            now=now,
-        )
-    }
-    skus = {
-        row[0]: row[1:]
-        for row in _rows(
-            sku_ids,
-            conn,
-            "SELECT skus.id, skus.name, skus.price_cents, skus.currency, products.title,"
-            " products.shop_id FROM skus JOIN products ON products.id = skus.product_id"
-            " JOIN shops ON shops.id = products.shop_id WHERE skus.id = ANY(:ids)"
-            " AND products.status = :active AND shops.status = :approved",
-            ids=sku_ids,
-            active=ProductStatus.ACTIVE.value,
-            approved=ShopStatus.APPROVED.value,
-        )
-    }
-    codes = sorted({cmds[i].address.region_code for i in fresh})
-    paths = dict(
-        rawsql.execute(
-            conn, "SELECT code, path FROM regions WHERE code = ANY(:codes)", codes=codes
-        ).fetchall()
+        active=OfferStatus.ACTIVE.value,
+        now=now,
+        offer_ids=offer_ids,
+        sku_ids=sku_ids,
+        on_sale=ProductStatus.ACTIVE.value,
+        approved=ShopStatus.APPROVED.value,
+        codes=sorted({c.address.region_code for c in cmds}),
     )
-    shops = sorted({o[1] for o in offers.values()} | {s[4] for s in skus.values()})
+    index = {(c.buyer_id, c.idempotency_key): i for i, c in enumerate(cmds)}
+    for buyer, key, order_id, request_hash in replays:
+        i = index[buyer, key]
+        results[i] = _replayed(conn, order_id, request_hash == hashes[i])
+    offers = {row[0]: row[1:] for row in offer_rows}
+    skus = {row[0]: row[1:] for row in sku_rows}
+    paths = dict(region_rows)
     rates: dict[int, list[tuple[str | None, int]]] = defaultdict(list)
-    for shop_id, code, fee in rawsql.execute(
-        conn,
-        "SELECT shop_id, region_code, fee_cents FROM shipping_rates WHERE shop_id = ANY(:shops)",
-        shops=shops,
-    ).fetchall():
+    for shop_id, code, fee in rate_rows:
         rates[shop_id].append((code, fee))
 
     candidates: list[_Candidate] = []
-    for i in fresh:
-        try:
-            candidates.append(_price(i, cmds[i], offers, skus, paths, rates))
-        except OriginliveError as exc:
-            results[i] = exc
-
-    # 2. Claim the keys; one taken meanwhile (another process) makes its order a replay.
+    for i, cmd in enumerate(cmds):
+        if results[i] is None:
+            try:
+                candidates.append(_price(i, cmd, offers, skus, paths, rates))
+            except OriginliveError as exc:
+                results[i] = exc
     if candidates:
-        claimed = {
-            (buyer, key): order_id
-            for order_id, buyer, key in rawsql.execute(
-                conn,
-                "INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents,"
-                " shipping_cents, total_cents, refunded_cents, ship_name, ship_phone,"
-                " ship_region_code, ship_detail, idempotency_key, request_hash, created_at,"
-                " expires_at, updated_at)"
-                " SELECT b, s, :status, c, i, f, i + f, 0, n, p, r, d, k, h, t, e, t FROM unnest("
-                " CAST(:b AS INTEGER[]), CAST(:s AS INTEGER[]), CAST(:c AS TEXT[]),"
-                " CAST(:i AS BIGINT[]), CAST(:f AS BIGINT[]), CAST(:n AS TEXT[]),"
-                " CAST(:p AS TEXT[]), CAST(:r AS TEXT[]), CAST(:d AS TEXT[]),"
-                " CAST(:k AS TEXT[]), CAST(:h AS TEXT[]), CAST(:t AS TIMESTAMPTZ[]),"
-                " CAST(:e AS TIMESTAMPTZ[])) AS u(b, s, c, i, f, n, p, r, d, k, h, t, e)"
-                " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING"
-                " RETURNING id, buyer_id, idempotency_key",
-                status=PENDING,
-                b=[c.cmd.buyer_id for c in candidates],
-                s=[c.shop_id for c in candidates],
-                c=[c.currency for c in candidates],
-                i=[_items_cents(c) for c in candidates],
-                f=[c.shipping for c in candidates],
-                n=[c.cmd.address.name for c in candidates],
-                p=[c.cmd.address.phone for c in candidates],
-                r=[c.cmd.address.region_code for c in candidates],
-                d=[c.cmd.address.detail for c in candidates],
-                k=[c.cmd.idempotency_key for c in candidates],
-                h=[hashes[c.index] for c in candidates],
-                t=[c.cmd.now for c in candidates],
-                e=[c.cmd.now + c.cmd.ttl for c in candidates],
-            ).fetchall()
-        }
-        taken = []
-        for c in candidates:
-            order_id = claimed.get((c.cmd.buyer_id, c.cmd.idempotency_key))
-            if order_id is None:
-                taken.append(c)
-            else:
-                c.order_id = order_id
-        for c in taken:
-            replay = stock._replay(conn, c.cmd, hashes[c.index])
-            assert replay is not None
-            results[c.index] = replay
-        candidates = [c for c in candidates if c.order_id]
-
-    # 3. Lock what moves, in the order every rule locks it.
-    if candidates:
-        _decide(conn, candidates, results, now)
+        _decide(conn, candidates, results, hashes, now)
     return _done(results)
+
+
+def _json_row(conn: Connection, sql: str, **params: Any) -> list[list[Any]]:
+    """A row of ``json_agg`` columns, each as a list (empty for NULL). SQLAlchemy's asyncpg
+    dialect decodes JSON itself; a driver that does not gives text."""
+    row = rawsql.execute(conn, sql, **params).fetchone()
+    return [json.loads(v) if isinstance(v, str | bytes) else (v or []) for v in row]
 
 
 def _price(
@@ -250,44 +197,81 @@ def _decide(
     conn: Connection,
     candidates: list[_Candidate],
     results: list[stock.Placed | OriginliveError | None],
+    hashes: list[str],
     now: Any,
 ) -> None:
     offer_ids = sorted({p.line.offer_id for c in candidates for p in c.priced if p.line.offer_id})
     sku_ids = sorted({p.sku_id for c in candidates for p in c.priced if p.line.offer_id is None})
-    buyers = sorted({c.cmd.buyer_id for c in candidates})
-    remaining: dict[int, int] = {}
-    is_open: dict[int, bool] = {}
-    for offer_id, left, open_ in _rows(
-        offer_ids,
+
+    # 2. Claim each order's key, then lock the offers and the SKUs in id order (the order
+    # every rule takes them in). A key taken meanwhile by another process makes its order a
+    # replay, before any unit moves.
+    claimed_rows, offer_rows, sku_rows = _json_row(
         conn,
-        "SELECT id, remaining, status = :active AND (ends_at IS NULL OR ends_at > :now)"
-        " FROM flash_offers WHERE id = ANY(:ids) ORDER BY id FOR UPDATE",
-        ids=offer_ids,
+        "WITH claimed AS (INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents,"
+        " shipping_cents, total_cents, refunded_cents, ship_name, ship_phone,"
+        " ship_region_code, ship_detail, idempotency_key, request_hash, created_at,"
+        " expires_at, updated_at)"
+        " SELECT b, s, :status, c, i, f, i + f, 0, n, p, r, d, k, h, t, e, t FROM unnest("
+        " CAST(:b AS INTEGER[]), CAST(:s AS INTEGER[]), CAST(:c AS TEXT[]),"
+        " CAST(:i AS BIGINT[]), CAST(:f AS BIGINT[]), CAST(:n AS TEXT[]),"
+        " CAST(:p AS TEXT[]), CAST(:r AS TEXT[]), CAST(:d AS TEXT[]),"
+        " CAST(:k AS TEXT[]), CAST(:h AS TEXT[]), CAST(:t AS TIMESTAMPTZ[]),"
+        " CAST(:e AS TIMESTAMPTZ[])) AS u(b, s, c, i, f, n, p, r, d, k, h, t, e)"
+        " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING"
+        " RETURNING id, buyer_id, idempotency_key),"
+        " offers AS (SELECT id, remaining, status = :active"
+        " AND (ends_at IS NULL OR ends_at > :now) AS open FROM flash_offers"
+        " WHERE id = ANY(:offer_ids) ORDER BY id FOR UPDATE),"
+        " shelf AS (SELECT id, stock FROM skus WHERE id = ANY(:sku_ids) ORDER BY id FOR UPDATE)"
+        " SELECT (SELECT json_agg(json_build_array(id, buyer_id, idempotency_key)) FROM claimed),"
+        " (SELECT json_agg(json_build_array(id, remaining, open)) FROM offers),"
+        " (SELECT json_agg(json_build_array(id, stock)) FROM shelf)",
+        status=PENDING,
+        b=[c.cmd.buyer_id for c in candidates],
+        s=[c.shop_id for c in candidates],
+        c=[c.currency for c in candidates],
+        i=[_items_cents(c) for c in candidates],
+        f=[c.shipping for c in candidates],
+        n=[c.cmd.address.name for c in candidates],
+        p=[c.cmd.address.phone for c in candidates],
+        r=[c.cmd.address.region_code for c in candidates],
+        d=[c.cmd.address.detail for c in candidates],
+        k=[c.cmd.idempotency_key for c in candidates],
+        h=[hashes[c.index] for c in candidates],
+        t=[c.cmd.now for c in candidates],
+        e=[c.cmd.now + c.cmd.ttl for c in candidates],
         active=OfferStatus.ACTIVE.value,
         now=now,
-    ):
-        remaining[offer_id], is_open[offer_id] = left, open_
-    shelf = dict(
-        _rows(
-            sku_ids,
-            conn,
-            "SELECT id, stock FROM skus WHERE id = ANY(:ids) ORDER BY id FOR UPDATE",
-            ids=sku_ids,
-        )
+        offer_ids=offer_ids,
+        sku_ids=sku_ids,
     )
+    claimed = {(buyer, key): order_id for order_id, buyer, key in claimed_rows}
+    for c in candidates:
+        c.order_id = claimed.get((c.cmd.buyer_id, c.cmd.idempotency_key), 0)
+        if not c.order_id:
+            replay = stock._replay(conn, c.cmd, hashes[c.index])
+            assert replay is not None
+            results[c.index] = replay
+    candidates = [c for c in candidates if c.order_id]
+    remaining = {offer_id: left for offer_id, left, _open in offer_rows}
+    is_open = {offer_id: open_ for offer_id, _left, open_ in offer_rows}
+    shelf = dict(sku_rows)
+    # The buyers' counters, read now that their offers are locked (a fresh snapshot: what
+    # the transactions we waited for committed is in it).
     held: dict[tuple[int, int], int] = {}
-    if offer_ids:
+    if offer_ids and candidates:
         for offer_id, buyer, quantity in rawsql.execute(
             conn,
             "SELECT offer_id, buyer_id, quantity FROM offer_purchases"
             " WHERE offer_id = ANY(:offers) AND buyer_id = ANY(:buyers)"
             " ORDER BY offer_id, buyer_id FOR UPDATE",
             offers=offer_ids,
-            buyers=buyers,
+            buyers=sorted({c.cmd.buyer_id for c in candidates}),
         ).fetchall():
             held[offer_id, buyer] = quantity
 
-    # 4. One after another, as stock.place would: all lines of an order, or none.
+    # 3. One after another, as stock.place would: all lines of an order, or none.
     accepted: list[_Candidate] = []
     refused: list[int] = []
     for c in candidates:
@@ -299,11 +283,7 @@ def _decide(
         else:
             accepted.append(c)
 
-    # 5. Write it all down.
-    if refused:
-        rawsql.execute(conn, "DELETE FROM orders WHERE id = ANY(:ids)", ids=refused)
-    if not accepted:
-        return
+    # 4. Write it all down in one statement; refused orders' claimed rows go.
     taken_offers: dict[int, int] = defaultdict(int)
     taken_skus: dict[int, int] = defaultdict(int)
     counted: dict[tuple[int, int], int] = defaultdict(int)
@@ -314,65 +294,53 @@ def _decide(
             else:
                 taken_offers[p.line.offer_id] += p.line.quantity
                 counted[p.line.offer_id, c.cmd.buyer_id] += p.line.quantity
-    if taken_offers:
-        rawsql.execute(
-            conn,
-            "UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
-            " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:qs AS INTEGER[])) AS u(id, q)"
-            " WHERE flash_offers.id = u.id",
-            ids=list(taken_offers),
-            qs=list(taken_offers.values()),
-        )
-        rawsql.execute(
-            conn,
-            "INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
-            " SELECT * FROM unnest(CAST(:o AS INTEGER[]), CAST(:b AS INTEGER[]),"
-            " CAST(:q AS INTEGER[])) ON CONFLICT (offer_id, buyer_id) DO UPDATE"
-            " SET quantity = offer_purchases.quantity + excluded.quantity",
-            o=[k[0] for k in counted],
-            b=[k[1] for k in counted],
-            q=list(counted.values()),
-        )
-    if taken_skus:
-        rawsql.execute(
-            conn,
-            "UPDATE skus SET stock = skus.stock - u.q"
-            " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:qs AS INTEGER[])) AS u(id, q)"
-            " WHERE skus.id = u.id",
-            ids=list(taken_skus),
-            qs=list(taken_skus.values()),
-        )
     lines = [(c, p) for c in accepted for p in c.priced]
-    item_ids = {
-        (order_id, offer_id, sku_id): item_id
-        for item_id, order_id, offer_id, sku_id in rawsql.execute(
-            conn,
-            "INSERT INTO order_items (order_id, sku_id, offer_id, title, unit_price_cents,"
-            " quantity) SELECT * FROM unnest(CAST(:o AS INTEGER[]), CAST(:s AS INTEGER[]),"
-            " CAST(:f AS INTEGER[]), CAST(:t AS TEXT[]), CAST(:p AS BIGINT[]),"
-            " CAST(:q AS INTEGER[])) RETURNING id, order_id, offer_id, sku_id",
-            o=[c.order_id for c, _ in lines],
-            s=[p.sku_id for _, p in lines],
-            f=[p.line.offer_id for _, p in lines],
-            t=[p.title for _, p in lines],
-            p=[p.unit_price_cents for _, p in lines],
-            q=[p.line.quantity for _, p in lines],
-        ).fetchall()
-    }
-    event_ids = dict(
-        (order_id, event_id)
-        for event_id, order_id in rawsql.execute(
-            conn,
-            "INSERT INTO order_events (order_id, from_status, to_status, actor_id, created_at)"
-            " SELECT o, NULL, :status, a, t FROM unnest(CAST(:o AS INTEGER[]),"
-            " CAST(:a AS INTEGER[]), CAST(:t AS TIMESTAMPTZ[])) AS u(o, a, t)"
-            " RETURNING id, order_id",
-            status=PENDING,
-            o=[c.order_id for c in accepted],
-            a=[c.cmd.buyer_id for c in accepted],
-            t=[c.cmd.now for c in accepted],
-        ).fetchall()
+    item_rows, event_rows = _json_row(
+        conn,
+        "WITH refused AS (DELETE FROM orders WHERE id = ANY(:refused)),"
+        " offers AS (UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
+        " FROM unnest(CAST(:offer_ids AS INTEGER[]), CAST(:offer_qs AS INTEGER[])) AS u(id, q)"
+        " WHERE flash_offers.id = u.id),"
+        " counters AS (INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
+        " SELECT * FROM unnest(CAST(:counter_offers AS INTEGER[]),"
+        " CAST(:counter_buyers AS INTEGER[]), CAST(:counter_qs AS INTEGER[]))"
+        " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
+        " SET quantity = offer_purchases.quantity + excluded.quantity),"
+        " shelf AS (UPDATE skus SET stock = skus.stock - u.q"
+        " FROM unnest(CAST(:sku_ids AS INTEGER[]), CAST(:sku_qs AS INTEGER[])) AS u(id, q)"
+        " WHERE skus.id = u.id),"
+        " items AS (INSERT INTO order_items (order_id, sku_id, offer_id, title,"
+        " unit_price_cents, quantity) SELECT * FROM unnest(CAST(:item_orders AS INTEGER[]),"
+        " CAST(:item_skus AS INTEGER[]), CAST(:item_offers AS INTEGER[]),"
+        " CAST(:item_titles AS TEXT[]), CAST(:item_prices AS BIGINT[]),"
+        " CAST(:item_qs AS INTEGER[])) RETURNING id, order_id, offer_id, sku_id),"
+        " events AS (INSERT INTO order_events (order_id, from_status, to_status, actor_id,"
+        " created_at) SELECT o, NULL, :status, a, t FROM unnest("
+        " CAST(:event_orders AS INTEGER[]), CAST(:event_actors AS INTEGER[]),"
+        " CAST(:event_times AS TIMESTAMPTZ[])) AS u(o, a, t) RETURNING id, order_id)"
+        " SELECT (SELECT json_agg(json_build_array(id, order_id, offer_id, sku_id))"
+        " FROM items), (SELECT json_agg(json_build_array(id, order_id)) FROM events)",
+        refused=refused,
+        offer_ids=list(taken_offers),
+        offer_qs=list(taken_offers.values()),
+        counter_offers=[k[0] for k in counted],
+        counter_buyers=[k[1] for k in counted],
+        counter_qs=list(counted.values()),
+        sku_ids=list(taken_skus),
+        sku_qs=list(taken_skus.values()),
+        item_orders=[c.order_id for c, _ in lines],
+        item_skus=[p.sku_id for _, p in lines],
+        item_offers=[p.line.offer_id for _, p in lines],
+        item_titles=[p.title for _, p in lines],
+        item_prices=[p.unit_price_cents for _, p in lines],
+        item_qs=[p.line.quantity for _, p in lines],
+        status=PENDING,
+        event_orders=[c.order_id for c in accepted],
+        event_actors=[c.cmd.buyer_id for c in accepted],
+        event_times=[c.cmd.now for c in accepted],
     )
+    item_ids = {(o, f, s): i for i, o, f, s in item_rows}
+    event_ids = {order_id: event_id for event_id, order_id in event_rows}
     for c in accepted:
         items = [
             {
@@ -425,11 +393,6 @@ def _take(
         else:
             remaining[p.line.offer_id] -= q
             held[p.line.offer_id, buyer] = held.get((p.line.offer_id, buyer), 0) + q
-
-
-def _rows(needed: Sequence[Any], conn: Connection, sql: str, **params: Any) -> list[Any]:
-    """The rows of ``sql``, or none without asking when there is nothing to ask about."""
-    return rawsql.execute(conn, sql, **params).fetchall() if needed else []
 
 
 def _items_cents(c: _Candidate) -> int:
