@@ -7,9 +7,11 @@ place outside the request's session that commits: the flash-sale hot path must c
 own, and on SQLite every change to orders and stock goes through one thread, so that no
 request transaction ever fights the writer for SQLite's single write lock.
 
-The reader does the same for hot reads (bearer tokens on a buyer's first press): on SQLite a
-thread that answers a batch of lookups per wake-up, elsewhere a connection of the engine. On
-SQLite it also checkpoints the WAL, which the writer leaves alone.
+The reader does the same for hot reads (bearer tokens on a buyer's first press, the Redis
+gate's loads): on SQLite a thread that answers a batch of lookups per wake-up, elsewhere a
+connection of its own that runs a batch of reads per trip. On SQLite it also checkpoints the
+WAL, which the writer leaves alone. (New orders on PostgreSQL do not use the writer: see
+``orders/bulk.py``.)
 """
 
 import asyncio
