@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -202,12 +202,7 @@ def _hand_back(jobs: list[Any], outcomes: list[tuple[bool, Any]]) -> None:
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in outcomes:
-        if future.done():  # the caller gave up (disconnected); the order stands regardless
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        answer(future, ok, value)  # a caller that gave up: the order stands regardless
 
 
 def _sqlite_thread_engine(url: str, *, writer: bool) -> Engine:
@@ -240,7 +235,68 @@ def _sqlite_thread_engine(url: str, *, writer: bool) -> Engine:
     return engine
 
 
-class ConnectionReader:
+J = TypeVar("J")
+
+
+class Gatherer(Generic[J]):
+    """Jobs of a moment, gathered and handled together by one task of the event loop.
+
+    A caller ``_submit``s a job and waits for its answer; the task takes what has gathered
+    (``_take``) and hands it to ``_handle``, which answers each job's future. What comes in
+    meanwhile waits for the next round, so rounds grow with the load: one round trip to a
+    server serves many callers.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[J, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _submit(self, job: J) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._task = loop.create_task(self._loop())
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((job, future))
+        self._wake.set()
+        try:
+            return await future
+        finally:
+            del future  # no exception-traceback-future cycle per refusal (see BatchWriter.run)
+
+    async def _stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _take(self) -> list[tuple[J, asyncio.Future[Any]]]:
+        """The jobs of the next round (all that wait, unless a subclass says otherwise)."""
+        jobs, self._waiting = self._waiting, []
+        return jobs
+
+    async def _handle(self, jobs: list[tuple[J, asyncio.Future[Any]]]) -> None:
+        raise NotImplementedError
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                await self._handle(self._take())
+
+
+def answer(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """Resolve the future with a result or an exception, unless its caller has gone."""
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class ConnectionReader(Gatherer[tuple[Callable[..., Any], dict[str, Any]]]):
     """Hot reads on PostgreSQL: one connection of its own (autocommit), a batch of reads per
     trip through ``run_sync``.
 
@@ -251,54 +307,32 @@ class ConnectionReader:
     """
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self._engine = create_async_engine(
             url, pool_size=1, max_overflow=0, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
         )
-        self._waiting: list[tuple[Callable[..., Any], dict[str, Any], asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop())
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((fn, kwargs, future))
-        self._wake.set()
-        try:
-            return await future
-        finally:
-            del future
+        result: T = await self._submit((fn, kwargs))
+        return result
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop()
         await self._engine.dispose()
 
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                jobs, self._waiting = self._waiting, []
-                try:
-                    async with self._engine.connect() as conn:
-                        outcomes = await conn.run_sync(_each, jobs)
-                except Exception as exc:  # the connection failed: every read of the batch
-                    outcomes = [(False, exc)] * len(jobs)
-                for (_fn, _kw, future), (ok, value) in zip(jobs, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+    async def _handle(self, jobs: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                outcomes = await conn.run_sync(_each, [job for job, _ in jobs])
+        except Exception as exc:  # the connection failed: every read of the batch
+            outcomes = [(False, exc)] * len(jobs)
+        for (_job, future), (ok, value) in zip(jobs, outcomes, strict=True):
+            answer(future, ok, value)
 
 
 def _each(conn: Connection, jobs: list[Any]) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
-    for fn, kwargs, _future in jobs:
+    for fn, kwargs in jobs:
         try:
             outcomes.append((True, fn(conn, **kwargs)))
         except Exception as exc:

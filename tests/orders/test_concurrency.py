@@ -31,23 +31,35 @@ async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
     return dict(offer.json())
 
 
+def press(token: str, key: str, offer_id: int) -> Request:
+    """A buyer's order of one unit of the offer."""
+    return Request(
+        "POST",
+        "/api/v1/orders",
+        {"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        {"items": [{"offer_id": offer_id, "quantity": 1}], "address": ADDRESS},
+    )
+
+
+async def wait_for_orders(database_url: str, at_least: int) -> None:
+    """Return once the database holds that many orders (or after about four seconds)."""
+    engine = create_async_engine(database_url)
+    try:
+        for _ in range(200):
+            async with engine.connect() as conn:
+                if await conn.scalar(select(func.count()).select_from(Order)) >= at_least:
+                    return
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+
+
 async def burst(
     url: str | list[str], tokens: list[str], offer_id: int
 ) -> list[tuple[int, int, Any]]:
     """Every buyer sends three orders of one unit at once, then retries the first with its key."""
     requests = [
-        (
-            buyer,
-            Request(
-                "POST",
-                "/api/v1/orders",
-                {
-                    "Authorization": f"Bearer {tokens[buyer]}",
-                    "Idempotency-Key": f"b{buyer}-{attempt % 3}",
-                },
-                {"items": [{"offer_id": offer_id, "quantity": 1}], "address": ADDRESS},
-            ),
-        )
+        (buyer, press(tokens[buyer], f"b{buyer}-{attempt % 3}", offer_id))
         for attempt in range(4)
         for buyer in range(len(tokens))
     ]
@@ -127,38 +139,27 @@ async def sell_out(urls: list[str], database_url: str) -> None:
     await check_books(database_url, offer["id"])
 
 
-async def test_kill_mid_burst_loses_no_acknowledged_order(farm, database_url: str) -> None:
-    url = await farm.start()
+@pytest.mark.parametrize("gate", ["database", "redis"])
+async def test_kill_mid_burst_loses_no_acknowledged_order(
+    farm, database_url: str, gate: str, request: pytest.FixtureRequest
+) -> None:
+    env = {"ORIGINLIVE_REDIS_URL": request.getfixturevalue("redis_url")} if gate == "redis" else {}
+    url = await farm.start(**env)
     async with httpx.AsyncClient(base_url=url) as api:
         offer = await open_offer(api)
     tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
     requests = [
-        Request(
-            "POST",
-            "/api/v1/orders",
-            {"Authorization": f"Bearer {tokens[b]}", "Idempotency-Key": f"k{b}-{a}"},
-            {"items": [{"offer_id": offer["id"], "quantity": 1}], "address": ADDRESS},
-        )
-        for a in range(LIMIT)
-        for b in range(BUYERS)
+        press(tokens[b], f"k{b}-{a}", offer["id"]) for a in range(LIMIT) for b in range(BUYERS)
     ]
     burst = asyncio.create_task(crowd(url, requests, retries=0))
-    engine = create_async_engine(database_url)
-    try:
-        for _ in range(200):  # until the burst is well under way
-            async with engine.connect() as conn:
-                if await conn.scalar(select(func.count()).select_from(Order)) >= QUANTITY // 3:
-                    break
-            await asyncio.sleep(0.02)
-    finally:
-        await engine.dispose()
+    await wait_for_orders(database_url, QUANTITY // 3)  # until the burst is well under way
     farm.kill(url)  # SIGKILL in the middle of the burst
     answers = await burst
     acknowledged = {a.body["id"] for a in answers if a is not None and a.status == 201}
     assert acknowledged, "the kill came before any order"
     assert any(a is None for a in answers), "the burst ended before the kill"
 
-    url = await farm.start(port=int(url.rsplit(":", 1)[1]))  # restart on the same database
+    url = await farm.start(port=int(url.rsplit(":", 1)[1]), **env)  # the same database
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
@@ -185,26 +186,9 @@ async def test_redis_lost_mid_burst(farm, database_url: str, own_redis) -> None:
     async with httpx.AsyncClient(base_url=urls[0]) as api:
         offer = await open_offer(api)
     tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
-    requests = [
-        Request(
-            "POST",
-            "/api/v1/orders",
-            {"Authorization": f"Bearer {tokens[b]}", "Idempotency-Key": f"r{b}-{a}"},
-            {"items": [{"offer_id": offer["id"], "quantity": 1}], "address": ADDRESS},
-        )
-        for a in range(3)
-        for b in range(BUYERS)
-    ]
+    requests = [press(tokens[b], f"r{b}-{a}", offer["id"]) for a in range(3) for b in range(BUYERS)]
     burst = asyncio.create_task(crowd(urls, requests, retries=0))
-    engine = create_async_engine(database_url)
-    try:
-        for _ in range(200):
-            async with engine.connect() as conn:
-                if await conn.scalar(select(func.count()).select_from(Order)) >= QUANTITY // 3:
-                    break
-            await asyncio.sleep(0.02)
-    finally:
-        await engine.dispose()
+    await wait_for_orders(database_url, QUANTITY // 3)
     own_redis.kill()
     await asyncio.sleep(0.5)
     own_redis.start()

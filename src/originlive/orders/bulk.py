@@ -22,8 +22,6 @@ for the whole batch:
 The answers reach their callers only after the commit (invariant 6).
 """
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -35,7 +33,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive import rawsql
-from originlive.batching import OrderWriter
+from originlive.batching import Gatherer, OrderWriter, answer
 from originlive.catalog.models import ProductStatus, ShopStatus
 from originlive.errors import InvalidInput, OriginliveError
 from originlive.orders import stock
@@ -420,52 +418,39 @@ def _done(
 _RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
-class BulkPlacer:
+class BulkPlacer(Gatherer[stock.PlaceOrder]):
     """Each process sends its orders to PostgreSQL in batches (``place_many``), one batch at
     a time on a connection of its own; while one commits, the next gathers."""
 
     def __init__(self, url: str, *, max_batch: int = 500) -> None:
+        super().__init__()
         self._engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
         self._max_batch = max_batch
-        self._waiting: list[tuple[stock.PlaceOrder, asyncio.Future[stock.Placed]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        future: asyncio.Future[stock.Placed] = asyncio.get_running_loop().create_future()
-        self._waiting.append((cmd, future))
-        self._wake.set()
-        try:
-            return await future
-        finally:
-            del future  # no exception-traceback-future cycle per refusal (see BatchWriter)
+        placed: stock.Placed = await self._submit(cmd)
+        return placed
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop()
         await self._engine.dispose()
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch: list[tuple[stock.PlaceOrder, Any]] = []
-                later: list[tuple[stock.PlaceOrder, Any]] = []
-                keys: set[tuple[int, str]] = set()
-                for cmd, future in self._waiting:
-                    key = (cmd.buyer_id, cmd.idempotency_key)
-                    if len(batch) < self._max_batch and key not in keys:
-                        keys.add(key)
-                        batch.append((cmd, future))
-                    else:  # the same key twice: the second waits for the first's answer
-                        later.append((cmd, future))
-                self._waiting = later
-                await self._place(batch)
+    def _take(self) -> list[tuple[stock.PlaceOrder, Any]]:
+        batch: list[tuple[stock.PlaceOrder, Any]] = []
+        later: list[tuple[stock.PlaceOrder, Any]] = []
+        keys: set[tuple[int, str]] = set()
+        for cmd, future in self._waiting:
+            key = (cmd.buyer_id, cmd.idempotency_key)
+            if len(batch) < self._max_batch and key not in keys:
+                keys.add(key)
+                batch.append((cmd, future))
+            else:  # the same key twice: the second waits for the first's answer
+                later.append((cmd, future))
+        self._waiting = later
+        return batch
+
+    async def _handle(self, batch: list[tuple[stock.PlaceOrder, Any]]) -> None:
+        await self._place(batch)
 
     async def _place(self, batch: list[tuple[stock.PlaceOrder, Any]]) -> None:
         cmds = [cmd for cmd, _ in batch]
@@ -487,13 +472,8 @@ class BulkPlacer:
                         await self._place([item])
                     return
                 log.exception("order failed")
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+                answer(batch[0][1], False, exc)
                 return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller went away; the order stands regardless
-                continue
-            if isinstance(outcome, OriginliveError):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            # A caller that went away: the order stands regardless.
+            answer(future, not isinstance(outcome, OriginliveError), outcome)

@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from originlive.batching import Runner
+from originlive.batching import Gatherer, Runner, answer
 from originlive.errors import OriginliveError
 from originlive.orders import stock
 
@@ -229,7 +229,7 @@ return 1
 """
 
 
-class _Pipeline:
+class _Pipeline(Gatherer[tuple[AsyncScript, list[Any], list[Any]]]):
     """Script calls of one moment go to Redis together: one pipeline, one round trip.
 
     At thousands of presses a second each call alone cost a connection checkout, a retry
@@ -237,52 +237,33 @@ class _Pipeline:
     """
 
     def __init__(self, redis: Redis) -> None:
+        super().__init__()
         self._redis = redis
-        self._queue: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]] = []
-        self._flushing = False
 
     async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((script, keys, args, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        try:
-            return await future
-        finally:
-            del future
+        return await self._submit((script, keys, args))
 
-    async def _flush(self) -> None:
+    async def _handle(self, calls: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         try:
-            while self._queue:
-                calls, self._queue = self._queue, []
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for script, keys, args, _ in calls:
-                            pipe.evalsha(script.sha, len(keys), *keys, *args)
-                        results = await pipe.execute(raise_on_error=False)
-                except RedisError as exc:
-                    results = [exc] * len(calls)
-                again = [c for c, r in zip(calls, results, strict=True) if _noscript(r)]
-                if again:  # Redis restarted and forgot the scripts: load them, call again
-                    try:
-                        for script in {c[0] for c in again}:
-                            await self._redis.script_load(script.script)
-                    except RedisError as exc:
-                        results = [exc if _noscript(r) else r for r in results]
-                        again = []
-                    self._queue[:0] = again
-                retried = {id(c) for c in again}
-                for call, result in zip(calls, results, strict=True):
-                    future = call[3]
-                    if future.done() or id(call) in retried:
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._flushing = False
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (script, keys, args), _future in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            results = [exc] * len(calls)
+        again = [c for c, r in zip(calls, results, strict=True) if _noscript(r)]
+        if again:  # Redis restarted and forgot the scripts: load them, call again
+            try:
+                for script in {job[0] for job, _future in again}:
+                    await self._redis.script_load(script.script)
+            except RedisError as exc:
+                results = [exc if _noscript(r) else r for r in results]
+                again = []
+            self._waiting[:0] = again
+        retried = {id(c) for c in again}
+        for call, result in zip(calls, results, strict=True):
+            if id(call) not in retried:
+                answer(call[1], not isinstance(result, Exception), result)
 
 
 def _noscript(result: Any) -> bool:
