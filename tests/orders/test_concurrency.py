@@ -19,12 +19,12 @@ QUANTITY = 50
 LIMIT = 2
 
 
-async def open_offer(api: httpx.AsyncClient) -> dict[str, Any]:
-    """A merchant, an approved shop, a SKU of 100 and an offer of QUANTITY."""
-    headers, sku_id = await merchant_with_sku(api, stock=100, password=PASSWORD)
+async def open_offer(api: httpx.AsyncClient, quantity: int = QUANTITY) -> dict[str, Any]:
+    """A merchant, an approved shop, a SKU and an offer of ``quantity`` of its units."""
+    headers, sku_id = await merchant_with_sku(api, stock=quantity + 50, password=PASSWORD)
     offer = await api.post(
         "/api/v1/offers",
-        json={"sku_id": sku_id, "price_cents": 990, "quantity": QUANTITY, "per_buyer_limit": LIMIT},
+        json={"sku_id": sku_id, "price_cents": 990, "quantity": quantity, "per_buyer_limit": LIMIT},
         headers=headers,
     )
     assert offer.status_code == 201, offer.text
@@ -145,14 +145,17 @@ async def test_kill_mid_burst_loses_no_acknowledged_order(
 ) -> None:
     env = {"ORIGINLIVE_REDIS_URL": request.getfixturevalue("redis_url")} if gate == "redis" else {}
     url = await farm.start(**env)
+    # Most presses are orders, so that the burst lasts and the kill lands in its middle.
+    quantity = BUYERS * LIMIT * 5 // 6
     async with httpx.AsyncClient(base_url=url) as api:
-        offer = await open_offer(api)
+        offer = await open_offer(api, quantity)
     tokens = await make_buyers(database_url, BUYERS, password=PASSWORD)
     requests = [
         press(tokens[b], f"k{b}-{a}", offer["id"]) for a in range(LIMIT) for b in range(BUYERS)
     ]
     burst = asyncio.create_task(crowd(url, requests, retries=0))
-    await wait_for_orders(database_url, QUANTITY // 3)  # until the burst is well under way
+    await wait_for_orders(database_url, quantity // 5)  # until the burst is well under way
+    await asyncio.sleep(0.05)  # and the first answers are out
     farm.kill(url)  # SIGKILL in the middle of the burst
     answers = await burst
     acknowledged = {a.body["id"] for a in answers if a is not None and a.status == 201}
@@ -171,7 +174,7 @@ async def test_kill_mid_burst_loses_no_acknowledged_order(
     # The restarted server goes on selling what is left, and no more.
     retry = await crowd(url, requests)
     sold = sum(1 for a in retry if a and a.status == 201 and a.body["id"] not in stored)
-    assert len(stored) + sold <= QUANTITY
+    assert len(stored) + sold <= quantity
     await check_books(database_url, offer["id"])
 
 
