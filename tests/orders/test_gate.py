@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 
 from originlive.db import utcnow
-from originlive.orders import service
+from originlive.orders import service, stock
 from originlive.orders.gate import STALE_MS, RedisGate
-from originlive.orders.models import Order
+from originlive.orders.models import Order, OrderStatus
 from originlive.settings import Settings
 from tests.orders.conftest import Market, units
 
@@ -54,7 +54,7 @@ async def test_the_gate_refuses_without_the_database(app, market: Market, make_u
     assert refused.status_code == 409 and refused.json()["type"] == "/problems/sold-out"
     assert await db.scalar(select(func.count()).select_from(Order)) == 2
     # The reconciler sets Redis from the database, and the unit sells.
-    assert await app.state.gate.reconcile() == {offer["id"]: (0, 1, 0)}
+    assert await app.state.gate.reconcile() == {offer["id"]: (0, 1, 0, 0)}
     assert (await market.order(carol, line)).status_code == 201
     held = await redis.hgetall(key(offer, ":buyers"))
     assert held == {str(a.id): "1" for a in (alice, bob, carol)}
@@ -144,6 +144,24 @@ async def test_reconciler_drops_reservations_of_dead_processes(
     await redis.hset(key(offer, ":buyers"), mapping={buyer: 2, buyer + 1: 1})
     changed = await gate.reconcile()
     # The database has 4 left; the live reservation still holds one of them.
-    assert changed == {offer["id"]: (1, 3, 1)}
+    assert changed == {offer["id"]: (1, 3, 1, 0)}
     assert await redis.hkeys(key(offer, ":pending")) == ["alive"]
     assert await redis.hget(key(offer, ":buyers"), str(buyer)) == "0"
+
+
+async def test_reconciler_repairs_counts_of_releases_redis_never_heard_of(
+    app, market: Market, make_user, redis
+) -> None:
+    offer = await market.offer(quantity=5, per_buyer_limit=2)
+    buyer = await make_user("buyer")
+    line = [{"offer_id": offer["id"], "quantity": 2}]
+    order = (await market.order(buyer, line)).json()
+    # The order is cancelled in the database, and its process dies before telling Redis.
+    await app.state.order_writer.run(
+        stock.release, order_id=order["id"], to=OrderStatus.CANCELLED, actor_id=None, now=utcnow()
+    )
+    refused = await market.order(buyer, line)
+    assert refused.status_code == 409 and refused.json()["type"] == "/problems/over-limit"
+    assert await app.state.gate.reconcile() == {offer["id"]: (3, 5, 0, 1)}
+    assert await redis.hget(key(offer, ":buyers"), str(buyer.id)) == "0"
+    assert (await market.order(buyer, line)).status_code == 201

@@ -21,7 +21,9 @@ A reservation is settled exactly once, by whoever deletes its ``:pending`` entry
 request (the order committed: keep the units; refused or a replay: give them back) or the
 reconciler, which drops entries older than ``STALE_MS`` (a process that died mid-order).
 The reconciler also sets ``remaining`` to the database's figure minus the units of pending
-reservations, at start-up and every ``ORIGINLIVE_RECONCILE_INTERVAL_SECONDS``; an offer Redis
+reservations, and the counts of buyers whose orders were released lately to the database's
+(plus their pending reservations), at start-up and every
+``ORIGINLIVE_RECONCILE_INTERVAL_SECONDS``; an offer Redis
 does not know (a new offer, or a Redis that restarted empty) is loaded from the database on
 its first press. Every race in this errs for a moment one way or the other and is corrected
 by the next pass; the database's ``remaining >= q`` keeps it from ever overselling.
@@ -33,7 +35,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 PREFIX = "originlive:"
 STALE_MS = 60_000  # a reservation this old belongs to a process that died mid-order
 ENDED_TTL_SECONDS = 24 * 3600  # how long Redis remembers an ended offer's keys
+# Buyers whose orders were released this recently have their counts set from the database.
+RELEASED_WINDOW = timedelta(minutes=10)
 
 
 class GateUnavailable(OriginliveError):
@@ -188,16 +192,17 @@ return 1
 """
 
 # KEYS: offer, buyers, pending, keys, the set of known offers. ARGV: offer id, the database's
-# remaining, limit, ends, active, now (ms), stale age (ms), ttl for an ended offer.
-# Returns {remaining before, remaining after, reservations dropped}.
+# remaining, limit, ends, active, now (ms), stale age (ms), ttl for an ended offer, then pairs
+# of (buyer, the database's count) for buyers whose orders were released lately.
+# Returns {remaining before, remaining after, reservations dropped, counts corrected}.
 _RECONCILE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[5], ARGV[1])
-  return {-1, -1, 0}
+  return {-1, -1, 0, 0}
 end
 local now, stale = tonumber(ARGV[6]), tonumber(ARGV[7])
 local pending = redis.call('HGETALL', KEYS[3])
-local held, dropped = 0, 0
+local held, dropped, by_buyer = 0, 0, {}
 for i = 1, #pending, 2 do
   local buyer, q, at = string.match(pending[i+1], '^(%d+):(%d+):(%d+)$')
   if now - tonumber(at) > stale then
@@ -206,6 +211,17 @@ for i = 1, #pending, 2 do
     dropped = dropped + 1
   else
     held = held + tonumber(q)
+    by_buyer[buyer] = (by_buyer[buyer] or 0) + tonumber(q)
+  end
+end
+-- A released order whose units never reached Redis (its process died after the commit)
+-- would hold its buyer's count up for ever: set those buyers' counts from the database.
+local corrected = 0
+for i = 9, #ARGV, 2 do
+  local count = tonumber(ARGV[i+1]) + (by_buyer[ARGV[i]] or 0)
+  if tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') ~= count then
+    redis.call('HSET', KEYS[2], ARGV[i], count)
+    corrected = corrected + 1
   end
 end
 local before = tonumber(redis.call('HGET', KEYS[1], 'remaining'))
@@ -216,7 +232,7 @@ if ARGV[5] ~= '1' then
   redis.call('SREM', KEYS[5], ARGV[1])
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[8])) end
 end
-return {before, after, dropped}
+return {before, after, dropped, corrected}
 """
 
 # KEYS: offer, buyers, pending, keys. ARGV: ttl. The offer ended: refuse presses from now on.
@@ -410,17 +426,25 @@ class RedisGate:
         if loaded:
             log.info("stock gate loaded offer %d: %d units left", offer_id, state.remaining)
 
-    async def reconcile(self) -> dict[int, tuple[int, int, int]]:
-        """Set every known offer's units from the database; returns {offer: (before, after,
-        dropped reservations)} for the offers whose figures changed."""
+    async def reconcile(
+        self, *, released_since: datetime | None = None
+    ) -> dict[int, tuple[int, int, int, int]]:
+        """Set every known offer's units from the database, and the counts of buyers whose
+        orders were released since ``released_since`` (default: the last ten minutes).
+
+        Returns {offer: (remaining before, after, reservations dropped, counts corrected)}
+        for the offers where anything changed.
+        """
         offer_ids = sorted(int(x) for x in await self._redis.smembers(self._offers))
         if not offer_ids:
             return {}
-        states = await self._reader.run(stock.gate_states, offer_ids=offer_ids)
+        since = released_since or datetime.now(UTC) - RELEASED_WINDOW
+        states = await self._reader.run(stock.gate_states, offer_ids=offer_ids, since=since)
         now = int(time.time() * 1000)
         changed = {}
         for state in states:
-            before, after, dropped = await self._reconcile(
+            counts = [x for buyer, q in state.held.items() for x in (buyer, q)]
+            before, after, dropped, corrected = await self._reconcile(
                 keys=[*self._keys(state.offer_id), self._offers],
                 args=[
                     state.offer_id,
@@ -431,10 +455,11 @@ class RedisGate:
                     now,
                     STALE_MS,
                     ENDED_TTL_SECONDS,
+                    *counts,
                 ],
             )
-            if before != after or dropped:
-                changed[state.offer_id] = (int(before), int(after), int(dropped))
+            if before != after or dropped or corrected:
+                changed[state.offer_id] = (int(before), int(after), int(dropped), int(corrected))
         missing = set(offer_ids) - {s.offer_id for s in states}
         if missing:  # deleted from the database (tests empty it): forget them
             await self._redis.srem(self._offers, *missing)

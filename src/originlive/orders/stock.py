@@ -707,8 +707,9 @@ def gate_state(conn: Connection, *, offer_id: int) -> OfferState | None:
     )
 
 
-def gate_states(conn: Connection, *, offer_ids: Sequence[int]) -> list[OfferState]:
-    """Remaining units, end and status of these offers (no buyers or keys): for reconciling."""
+def gate_states(conn: Connection, *, offer_ids: Sequence[int], since: datetime) -> list[OfferState]:
+    """Remaining units, end and status of these offers, and the counters of the buyers whose
+    orders of them were cancelled or expired since ``since`` (in ``held``): for reconciling."""
     rows = conn.execute(
         select(
             FlashOffer.id,
@@ -718,9 +719,34 @@ def gate_states(conn: Connection, *, offer_ids: Sequence[int]) -> list[OfferStat
             FlashOffer.status,
         ).where(FlashOffer.id.in_(offer_ids))
     ).all()
+    released = conn.execute(
+        select(OrderItem.offer_id, Order.buyer_id, OfferPurchase.quantity)
+        .join(Order, Order.id == OrderItem.order_id)
+        .outerjoin(
+            OfferPurchase,
+            (OfferPurchase.offer_id == OrderItem.offer_id)
+            & (OfferPurchase.buyer_id == Order.buyer_id),
+        )
+        .where(
+            OrderItem.offer_id.in_(offer_ids),
+            Order.status.in_((OrderStatus.CANCELLED, OrderStatus.EXPIRED)),
+            Order.updated_at > since,
+        )
+        .distinct()
+    ).all()
+    held: dict[int, dict[int, int]] = {}
+    for offer_id, buyer_id, quantity in released:
+        if offer_id is not None:
+            held.setdefault(offer_id, {})[buyer_id] = quantity or 0
     return [
         OfferState(
-            r.id, r.remaining, r.per_buyer_limit, r.ends_at, r.status == OfferStatus.ACTIVE, {}, []
+            r.id,
+            r.remaining,
+            r.per_buyer_limit,
+            r.ends_at,
+            r.status == OfferStatus.ACTIVE,
+            held.get(r.id, {}),
+            [],
         )
         for r in rows
     ]
