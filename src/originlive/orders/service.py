@@ -1,7 +1,9 @@
 """Rules of offers and orders as the API sees them: reads on the session, changes via the writer.
 
 Every change of stock or order state goes through an ``OrderWriter`` (see ``batching.py``), which
-commits on its own before answering; reads use the request's session.
+commits on its own before answering; new orders go through an ``OrderPlacer`` (the writer on
+SQLite, per-process batches on PostgreSQL: ``bulk.py``), behind the ``Gate`` (Redis, when
+configured: ``gate.py``). Reads use the request's session.
 """
 
 import asyncio
