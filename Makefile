@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve migrate test test-fast lint format bench clean
+.PHONY: demo serve migrate test test-fast lint format bench bench-scaled clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ format: $(STAMP)
 bench: $(STAMP)  ## needs Debian's wrk; each prints JSON
 	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/flash_sale.py
+
+bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
+	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
