@@ -12,7 +12,9 @@ What Redis holds per offer (keys under ``originlive:offer:{id}``):
 - the hash itself: ``remaining``, ``limit``, ``ends`` (ms since the epoch, 0 for none),
   ``active`` (1 or 0);
 - ``:buyers``: buyer id -> units held (the per-buyer counter);
-- ``:pending``: reservation token -> "buyer:units:ms", the reservations not yet settled;
+- ``:pending``: reservation token -> "buyer:units:ms", the reservations not yet settled (the
+  time is Redis's own clock, as is the one offers' ends are judged by: one clock for every
+  process and machine);
 - ``:keys``: "buyer:key" of every Idempotency-Key used on the offer, so that a retry of a
   key is sent to the database (which replays the first answer) even once the offer is sold
   out or over (invariant 2).
@@ -32,7 +34,6 @@ by the next pass; the database's ``remaining >= q`` keeps it from ever overselli
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -112,11 +113,22 @@ class NoGate:
         return None
 
 
-# KEYS: four per line (offer, buyers, pending, keys). ARGV: buyer, "buyer:key", token, now (ms),
-# then each line's units. Checks every line before taking anything: all lines or none.
-_RESERVE = """
+# Redis's own clock (ms), the same for every process and machine: offers' ends and the age of
+# reservations are judged by it.
+_NOW = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: four per line (offer, buyers, pending, keys). ARGV: buyer, "buyer:key", token, then each
+# line's units. Checks every line before taking anything: all lines or none.
+_RESERVE = (
+    _NOW
+    + """
 local n = #KEYS / 4
-local buyer, mark, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local buyer, mark, token, now = ARGV[1], ARGV[2], ARGV[3], now_ms()
 -- A client's retry of a script that ran but whose answer was lost: the same reservation.
 if redis.call('HEXISTS', KEYS[3], token) == 1 then return {'ok'} end
 for i = 1, n do
@@ -127,7 +139,7 @@ for i = 1, n do
 end
 for i = 1, n do
   local f = redis.call('HMGET', KEYS[4*i-3], 'remaining', 'limit', 'ends', 'active')
-  local q = tonumber(ARGV[4+i])
+  local q = tonumber(ARGV[3+i])
   local ends = tonumber(f[3])
   if f[4] ~= '1' or (ends > 0 and now >= ends) then return {'ended', i} end
   local held = tonumber(redis.call('HGET', KEYS[4*i-2], buyer) or '0')
@@ -135,7 +147,7 @@ for i = 1, n do
   if tonumber(f[1]) < q then return {'soldout', i} end
 end
 for i = 1, n do
-  local q = tonumber(ARGV[4+i])
+  local q = tonumber(ARGV[3+i])
   redis.call('HINCRBY', KEYS[4*i-3], 'remaining', -q)
   redis.call('HINCRBY', KEYS[4*i-2], buyer, q)
   redis.call('HSET', KEYS[4*i-1], token, buyer .. ':' .. q .. ':' .. now)
@@ -143,6 +155,7 @@ for i = 1, n do
 end
 return {'ok'}
 """
+)
 
 # KEYS: three per line (offer, buyers, pending). ARGV: token, keep (1/0), buyer, units per line.
 # Only the caller that deletes the pending entry moves units: exactly once.
@@ -192,15 +205,17 @@ return 1
 """
 
 # KEYS: offer, buyers, pending, keys, the set of known offers. ARGV: offer id, the database's
-# remaining, limit, ends, active, now (ms), stale age (ms), ttl for an ended offer, then pairs
+# remaining, limit, ends, active, stale age (ms), ttl for an ended offer, then pairs
 # of (buyer, the database's count) for buyers whose orders were released lately.
 # Returns {remaining before, remaining after, reservations dropped, counts corrected}.
-_RECONCILE = """
+_RECONCILE = (
+    _NOW
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[5], ARGV[1])
   return {-1, -1, 0, 0}
 end
-local now, stale = tonumber(ARGV[6]), tonumber(ARGV[7])
+local now, stale = now_ms(), tonumber(ARGV[6])
 local pending = redis.call('HGETALL', KEYS[3])
 local held, dropped, by_buyer = 0, 0, {}
 for i = 1, #pending, 2 do
@@ -217,7 +232,7 @@ end
 -- A released order whose units never reached Redis (its process died after the commit)
 -- would hold its buyer's count up for ever: set those buyers' counts from the database.
 local corrected = 0
-for i = 9, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local count = tonumber(ARGV[i+1]) + (by_buyer[ARGV[i]] or 0)
   if tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') ~= count then
     redis.call('HSET', KEYS[2], ARGV[i], count)
@@ -230,10 +245,11 @@ redis.call('HSET', KEYS[1], 'remaining', after, 'limit', ARGV[3], 'ends', ARGV[4
   'active', ARGV[5])
 if ARGV[5] ~= '1' then
   redis.call('SREM', KEYS[5], ARGV[1])
-  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[8])) end
+  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[7])) end
 end
 return {before, after, dropped, corrected}
 """
+)
 
 # KEYS: offer, buyers, pending, keys. ARGV: ttl. The offer ended: refuse presses from now on.
 _END = """
@@ -328,7 +344,6 @@ class RedisGate:
             cmd.buyer_id,
             f"{cmd.buyer_id}:{cmd.idempotency_key}",
             token,
-            _ms(cmd.now),
             *(q for _, q in lines),
         ]
         for _attempt in range(3):
@@ -440,7 +455,6 @@ class RedisGate:
             return {}
         since = released_since or datetime.now(UTC) - RELEASED_WINDOW
         states = await self._reader.run(stock.gate_states, offer_ids=offer_ids, since=since)
-        now = int(time.time() * 1000)
         changed = {}
         for state in states:
             counts = [x for buyer, q in state.held.items() for x in (buyer, q)]
@@ -452,7 +466,6 @@ class RedisGate:
                     state.per_buyer_limit,
                     _ms(state.ends_at),
                     int(state.active),
-                    now,
                     STALE_MS,
                     ENDED_TTL_SECONDS,
                     *counts,
