@@ -247,8 +247,12 @@ def _decide(
     claimed = {(buyer, key): order_id for order_id, buyer, key in claimed_rows}
     for c in candidates:
         c.order_id = claimed.get((c.cmd.buyer_id, c.cmd.idempotency_key), 0)
-        if not c.order_id:
-            replay = stock._replay(conn, c.cmd, hashes[c.index])
+        if not c.order_id:  # taken meanwhile: its first answer, or 422 for another body
+            try:
+                replay = stock._replay(conn, c.cmd, hashes[c.index])
+            except OriginliveError as exc:
+                results[c.index] = exc
+                continue
             assert replay is not None
             results[c.index] = replay
     candidates = [c for c in candidates if c.order_id]

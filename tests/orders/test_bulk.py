@@ -1,0 +1,54 @@
+"""PostgreSQL's batched placing where batches of two processes meet on the same key."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from originlive.db import utcnow
+from originlive.orders import bulk, stock
+from tests.orders.conftest import Market
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def _cmd(buyer_id: int, offer_id: int, quantity: int) -> stock.PlaceOrder:
+    address = stock.Address("买家", "13800000000", "610431", "徐杨村")
+    line = stock.Line(offer_id, None, quantity)
+    return stock.PlaceOrder(buyer_id, "same-key", (line,), address, utcnow(), timedelta(minutes=15))
+
+
+@pytest.mark.parametrize("same_body", [True, False])
+async def test_a_key_taken_by_another_batch_meanwhile(
+    database_url: str, market: Market, make_user, same_body: bool
+) -> None:
+    offer = await market.offer(quantity=10, per_buyer_limit=3)
+    buyer = await make_user("buyer")
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.begin()
+            # The first batch claims the key and holds its transaction open...
+            placed = await first.run_sync(
+                lambda c: bulk.place_many(c, [_cmd(buyer.id, offer["id"], 1)])
+            )
+            assert isinstance(placed[0], stock.Placed)
+            await second.begin()
+            # ...while the second, with the same key, waits on it at its own claim.
+            later = _cmd(buyer.id, offer["id"], 1 if same_body else 2)
+            waiting = asyncio.create_task(second.run_sync(lambda c: bulk.place_many(c, [later])))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            await first.commit()
+            answer = (await waiting)[0]
+            await second.commit()
+    finally:
+        await engine.dispose()
+    if same_body:
+        assert isinstance(answer, stock.Placed) and answer.replayed
+        assert answer.order["id"] == placed[0].order["id"]
+    else:
+        assert isinstance(answer, stock.IdempotencyMismatch)
+    left = (await market.client.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
+    assert left == 9  # one order, one unit
