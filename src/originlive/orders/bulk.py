@@ -402,11 +402,10 @@ def _items_cents(c: _Candidate) -> int:
 
 
 def _replayed(conn: Connection, order_id: int, same: bool) -> stock.Placed | OriginliveError:
-    if not same:
-        return stock.IdempotencyMismatch(
-            "This Idempotency-Key was used for a different order; use a new key."
-        )
-    return stock.Placed(order=stock.order_view(conn, order_id=order_id), replayed=True)
+    try:
+        return stock.replay_of(conn, order_id=order_id, same_request=same)
+    except stock.IdempotencyMismatch as exc:
+        return exc
 
 
 def _done(

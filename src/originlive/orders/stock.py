@@ -11,6 +11,7 @@ pass the offer's limit. A failed check raises before anything of the order is wr
 caller rolls the order's savepoint or transaction back.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -404,11 +405,16 @@ def _replay(conn: Connection, cmd: PlaceOrder, request_hash: str) -> Placed | No
     ).fetchone()
     if existing is None:
         return None
-    if existing[1] != request_hash:
+    return replay_of(conn, order_id=existing[0], same_request=existing[1] == request_hash)
+
+
+def replay_of(conn: Connection, *, order_id: int, same_request: bool) -> Placed:
+    """The first order placed with a key, answered again; raise if this request differs."""
+    if not same_request:
         raise IdempotencyMismatch(
             "This Idempotency-Key was used for a different order; use a new key."
         )
-    return Placed(order=order_view(conn, order_id=existing[0]), replayed=True)
+    return Placed(order=order_view(conn, order_id=order_id), replayed=True)
 
 
 def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
@@ -675,15 +681,8 @@ def expire_due(conn: Connection, *, now: datetime, limit: int = 500) -> list[int
 
 def gate_state(conn: Connection, *, offer_id: int) -> OfferState | None:
     """The offer as the Redis gate loads it, or None if there is no such offer."""
-    offer = conn.execute(
-        select(
-            FlashOffer.remaining,
-            FlashOffer.per_buyer_limit,
-            FlashOffer.ends_at,
-            FlashOffer.status,
-        ).where(FlashOffer.id == offer_id)
-    ).first()
-    if offer is None:
+    found = _gate_states(conn, offer_ids=[offer_id], held={})
+    if not found:
         return None
     held = conn.execute(
         select(OfferPurchase.buyer_id, OfferPurchase.quantity).where(
@@ -696,29 +695,14 @@ def gate_state(conn: Connection, *, offer_id: int) -> OfferState | None:
         .where(OrderItem.offer_id == offer_id)
         .distinct()
     ).all()
-    return OfferState(
-        offer_id=offer_id,
-        remaining=offer.remaining,
-        per_buyer_limit=offer.per_buyer_limit,
-        ends_at=offer.ends_at,
-        active=offer.status == OfferStatus.ACTIVE,
-        held={b: q for b, q in held},
-        keys=[(b, k) for b, k in keys],
+    return dataclasses.replace(
+        found[0], held={b: q for b, q in held}, keys=[(b, k) for b, k in keys]
     )
 
 
 def gate_states(conn: Connection, *, offer_ids: Sequence[int], since: datetime) -> list[OfferState]:
     """Remaining units, end and status of these offers, and the counters of the buyers whose
     orders of them were cancelled or expired since ``since`` (in ``held``): for reconciling."""
-    rows = conn.execute(
-        select(
-            FlashOffer.id,
-            FlashOffer.remaining,
-            FlashOffer.per_buyer_limit,
-            FlashOffer.ends_at,
-            FlashOffer.status,
-        ).where(FlashOffer.id.in_(offer_ids))
-    ).all()
     released = conn.execute(
         select(OrderItem.offer_id, Order.buyer_id, OfferPurchase.quantity)
         .join(Order, Order.id == OrderItem.order_id)
@@ -738,6 +722,22 @@ def gate_states(conn: Connection, *, offer_ids: Sequence[int], since: datetime) 
     for offer_id, buyer_id, quantity in released:
         if offer_id is not None:
             held.setdefault(offer_id, {})[buyer_id] = quantity or 0
+    return _gate_states(conn, offer_ids=offer_ids, held=held)
+
+
+def _gate_states(
+    conn: Connection, *, offer_ids: Sequence[int], held: dict[int, dict[int, int]]
+) -> list[OfferState]:
+    """The offers' units, limit, end and status, with these buyers' counts (no keys)."""
+    rows = conn.execute(
+        select(
+            FlashOffer.id,
+            FlashOffer.remaining,
+            FlashOffer.per_buyer_limit,
+            FlashOffer.ends_at,
+            FlashOffer.status,
+        ).where(FlashOffer.id.in_(offer_ids))
+    ).all()
     return [
         OfferState(
             r.id,
