@@ -32,10 +32,9 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,34 +46,20 @@ from originlive.bootstrap import migrate  # noqa: E402
 from originlive.orders.models import HOLDING, FlashOffer, Order, OrderItem  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
 from tests.crowd import make_buyers, merchant_with_sku  # noqa: E402
-from tests.servers import RedisServer, free_port, stop, wait_until_up  # noqa: E402
+from tests.servers import (  # noqa: E402
+    RedisServer,
+    drop_database,
+    free_port,
+    recreate_database,
+    stop,
+    wait_until_up,
+)
 
 PASSWORD = "bench-password"
 ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
 
 
 BENCH_DATABASE = "originlive_bench"
-
-
-async def _recreate(admin_url: str, name: str) -> str:
-    """A new empty database beside the admin one; its URL."""
-    await _drop(admin_url, name)
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await engine.dispose()
 
 
 async def _offer(
@@ -169,7 +154,7 @@ async def main() -> None:
     settings = Settings(data_dir=work / "data", database_url=None)
     url = settings.resolved_database_url
     if args.database == "postgresql":
-        url = await _recreate(args.postgres_url, BENCH_DATABASE)
+        url = await recreate_database(args.postgres_url, BENCH_DATABASE)
     await asyncio.to_thread(migrate, url)
     redis = RedisServer() if args.redis else None
     if redis is not None:
@@ -218,7 +203,7 @@ async def main() -> None:
         if redis is not None:
             redis.kill()
         if args.database == "postgresql":
-            await _drop(args.postgres_url, BENCH_DATABASE)
+            await drop_database(args.postgres_url, BENCH_DATABASE)
     print(
         json.dumps(
             {

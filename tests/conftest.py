@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from originlive.accounts import service as accounts
@@ -30,7 +30,7 @@ from originlive.db import Base
 from originlive.models import import_all_models
 from originlive.regions.models import Region
 from originlive.settings import Settings
-from tests.servers import RedisServer, free_port, stop, wait_until_up
+from tests.servers import RedisServer, free_port, recreate_database, stop, wait_until_up
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -65,21 +65,9 @@ def require_server(url: str, default_port: int, what: str) -> None:
     pytest.skip(message)
 
 
-async def _recreate_database(name: str) -> None:
-    engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-
-
 def _fresh_postgres_database() -> str:
     """A new empty database beside the admin one, named for this test process."""
-    name = f"originlive_test_{os.getpid()}"
-    asyncio.run(_recreate_database(name))
-    return urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}").geturl()
+    return asyncio.run(recreate_database(POSTGRES_ADMIN_URL, f"originlive_test_{os.getpid()}"))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -3,8 +3,11 @@
 import socket
 import subprocess
 import time
+from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 
 def free_port() -> int:
@@ -75,3 +78,25 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+
+async def recreate_database(admin_url: str, name: str) -> str:
+    """A new empty PostgreSQL database beside the admin one (dropped first if it exists);
+    its URL."""
+    await drop_database(admin_url, name)
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    """Drop the database beside the admin one, connections and all."""
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
