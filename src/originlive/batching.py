@@ -16,10 +16,12 @@ WAL, which the writer leaves alone. (New orders on PostgreSQL do not use the wri
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -68,6 +70,18 @@ class TransactionWriter:
 
 _STOP = object()
 
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Batched(Generic[Item, T]):
+    """A rule the writer may decide for many jobs in one call: ``many(conn, items)`` answers
+    each item (a result, or the ``OriginliveError`` it is refused with), as ``one(conn,
+    item)`` would one after another. If ``many`` raises, each item runs alone with ``one``."""
+
+    many: Callable[[Connection, list[Item]], Sequence[T | OriginliveError]]
+    one: Callable[[Connection, Item], T]
+
 
 class BatchWriter:
     """One thread owns a SQLite connection and commits many jobs at once (group commit).
@@ -97,6 +111,12 @@ class BatchWriter:
             # holds the exception: a cycle per refusal, left to the cycle collector. At
             # thousands of refusals a second its pauses were the scarce burst's p99.
             del future
+
+    async def run_batched(self, rule: Batched[Item, T], item: Item) -> T:
+        """``rule`` for ``item``, decided together with the jobs of the same rule that wait
+        beside it (one call of ``rule.many``), committed before it answers."""
+        result: T = await self.run(rule, item=item)  # type: ignore[arg-type]
+        return result
 
     async def close(self) -> None:
         self._jobs.put(_STOP)
@@ -130,22 +150,55 @@ class BatchWriter:
                 # Savepoints on the raw cursor: through SQLAlchemy each costs a statement
                 # compilation, as much as the rest of an order (measured, see rawsql).
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                for fn, kwargs, _future, _loop in jobs:
-                    cursor.execute("SAVEPOINT job")
-                    try:
-                        outcomes.append((True, fn(conn, **kwargs)))
-                    except Exception as exc:
-                        cursor.execute("ROLLBACK TO job")
-                        if not isinstance(exc, OriginliveError):
-                            log.exception("%s job failed", self.name)
-                        # Without its traceback, whose first frame (this one) holds
-                        # ``outcomes``, which holds the exception: no cycle.
-                        outcomes.append((False, exc.with_traceback(None)))
-                    cursor.execute("RELEASE job")
+                for fn, group in itertools.groupby(jobs, key=lambda job: job[0]):
+                    if isinstance(fn, Batched):
+                        items = [kwargs["item"] for _fn, kwargs, _future, _loop in group]
+                        outcomes += self._many(conn, cursor, fn, items)
+                    else:
+                        for _fn, kwargs, _future, _loop in group:
+                            outcomes.append(self._one(conn, cursor, fn, kwargs))
         except Exception as exc:  # the commit failed: nothing of this batch is durable
             log.exception("%s commit failed", self.name)
             outcomes = [(False, exc)] * len(jobs)
         return outcomes
+
+    def _one(
+        self, conn: Connection, cursor: Any, fn: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """One job in a savepoint of its own: if it raises, it rolls back alone."""
+        cursor.execute("SAVEPOINT job")
+        try:
+            return (True, fn(conn, **kwargs))
+        except Exception as exc:
+            cursor.execute("ROLLBACK TO job")
+            if not isinstance(exc, OriginliveError):
+                log.exception("%s job failed", self.name)
+            # Without its traceback, whose frames hold what holds the exception: no cycle
+            # per refusal for the cycle collector to find.
+            return (False, exc.with_traceback(None))
+        finally:
+            cursor.execute("RELEASE job")
+
+    def _many(
+        self, conn: Connection, cursor: Any, rule: Batched[Any, Any], items: list[Any]
+    ) -> list[tuple[bool, Any]]:
+        cursor.execute("SAVEPOINT jobs")
+        try:
+            answers = rule.many(conn, items)
+        except Exception:
+            cursor.execute("ROLLBACK TO jobs")
+            log.exception("%s batch failed; its jobs run one by one", self.name)
+            return [self._one(conn, cursor, _alone, {"rule": rule, "item": i}) for i in items]
+        finally:
+            cursor.execute("RELEASE jobs")
+        return [
+            (False, a.with_traceback(None)) if isinstance(a, OriginliveError) else (True, a)
+            for a in answers
+        ]
+
+
+def _alone(conn: Connection, *, rule: Batched[Any, Any], item: Any) -> Any:
+    return rule.one(conn, item)
 
 
 def checkpoint(conn: Connection) -> tuple[int, int, int]:

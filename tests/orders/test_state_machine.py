@@ -177,7 +177,7 @@ class Books(RuleBasedStateMachine):
         )
     )
     def place_together(self, presses: list[tuple[int | None, int, int, str]]) -> None:
-        """A batch of presses as PostgreSQL's bulk placer decides them (``bulk.place_many``),
+        """A batch of presses as the batching placers decide them (``bulk.place_many``),
         checked against ``stock.place`` deciding the same presses one after another."""
         cmds = [
             stock.PlaceOrder(
@@ -190,10 +190,6 @@ class Books(RuleBasedStateMachine):
             )
             for offer, buyer, q, key in presses
         ]
-        if self.conn.dialect.name != "postgresql":  # the bulk placer is PostgreSQL's
-            for cmd in cmds:
-                self._record(cmd, self._try(stock.place, cmd=cmd))
-            return
         oracle = self.conn.begin_nested()
         expected = []
         for cmd in cmds:
