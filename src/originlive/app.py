@@ -6,12 +6,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from starlette.types import Receive, Scope, Send
 
 from originlive import __version__
 from originlive.accounts import api as accounts_api
@@ -130,10 +132,21 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+class OriginliveApp(FastAPI):
+    """FastAPI, with the flash-order route in front of its whole stack (``orders/fastpath``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._front = FlashOrderRoute(super().__call__, state=self.state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._front(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI application for the given settings (the environment's by default)."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = OriginliveApp(
         title="originlive",
         version=__version__,
         summary="Live commerce from the place of origin.",
@@ -142,7 +155,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_html_error_pages(app)  # browsers get pages, /api/* keeps problem JSON
-    app.add_middleware(FlashOrderRoute)  # inside the body limit (added after: outermost)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -175,6 +175,11 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
+    return internal_error()
+
+
+def internal_error() -> JSONResponse:
+    """The answer to an error of ours: the details go to the log, not to the caller."""
     return problem(
         500, "Internal error", "Something went wrong on our side.", slug="internal-error"
     )
