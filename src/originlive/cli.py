@@ -19,6 +19,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_level=settings.log_level,
+        # Each answer's access-log line is formatted before its level is checked: off unless
+        # it is shown (a few microseconds of every flash-sale order, measured).
+        access_log=settings.log_level in ("trace", "debug", "info"),
+        server_header=False,
         proxy_headers=True,
     )
 

@@ -43,5 +43,6 @@ def from_db_time(value: Any) -> datetime:
 def db_time(conn: Connection, moment: datetime) -> Any:
     """A timestamp as the column stores it: SQLAlchemy's text form on SQLite, as is elsewhere."""
     if conn.dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # SQLAlchemy's "%Y-%m-%d %H:%M:%S.%f", written faster (isoformat without the offset).
+        return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
     return moment

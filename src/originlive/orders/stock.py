@@ -13,12 +13,12 @@ caller rolls the order's savepoint or transaction back.
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -127,7 +127,7 @@ class PlaceOrder:
                 self.address.detail,
             ],
         }
-        return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(pydantic_core.to_json(body)).hexdigest()
 
 
 @dataclass(frozen=True)
