@@ -61,6 +61,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+BUSY_TIMEOUT_MS = 10_000  # how long a SQLite writer waits for another's lock
+
+
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the single writer; busy_timeout makes a writer wait for
     # the lock instead of failing at once; foreign keys are off by default in SQLite.
@@ -68,7 +71,7 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
