@@ -21,6 +21,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -234,6 +235,9 @@ class BatchWriter(Gatherer[_Job]):
     """
 
     name = "order-writer"
+    # How long a round may hold the event loop before it commits what it has done. A sweep
+    # that expires thousands of orders after a sale leaves the loop free between rounds.
+    ROUND_BUDGET_SECONDS = 0.01
 
     def __init__(self, url: str, *, max_batch: int = 256) -> None:
         super().__init__()
@@ -266,12 +270,16 @@ class BatchWriter(Gatherer[_Job]):
 
     async def _handle(self, jobs: list[tuple[_Job, Any]]) -> None:
         outcomes = await self._round(asyncio.get_running_loop(), [job for job, _ in jobs])
-        for (_job, future), (ok, value) in zip(jobs, outcomes, strict=True):
+        # What the round had no time for goes first into the next round.
+        self._waiting[:0] = jobs[len(outcomes) :]
+        for (_job, future), (ok, value) in zip(jobs, outcomes, strict=False):
             answer(future, ok, value)  # a caller that gave up: the order stands regardless
 
     async def _round(
         self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]
     ) -> list[tuple[bool, Any]]:
+        """Run jobs from the start of ``jobs`` until the time budget is spent, then commit;
+        returns the outcomes of those that ran (all of ``jobs``' if the round failed)."""
         conn = self._conn
         try:
             # Mostly the write lock is free and taking it costs a few microseconds here; a
@@ -289,12 +297,18 @@ class BatchWriter(Gatherer[_Job]):
             # compilation, as much as the rest of an order (measured, see rawsql).
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             outcomes: list[tuple[bool, Any]] = []
+            deadline = time.monotonic() + self.ROUND_BUDGET_SECONDS
             for fn, group in itertools.groupby(jobs, key=lambda job: job[0]):
+                if outcomes and time.monotonic() > deadline:
+                    break
                 if isinstance(fn, Batched):
                     items = [kwargs["item"] for _fn, kwargs in group]
                     outcomes += self._many(conn, cursor, fn, items)
-                else:
-                    outcomes += [self._one(conn, cursor, fn, kwargs) for _fn, kwargs in group]
+                    continue
+                for _fn, kwargs in group:
+                    outcomes.append(self._one(conn, cursor, fn, kwargs))
+                    if time.monotonic() > deadline:
+                        break
             await loop.run_in_executor(self._thread, transaction.commit)
         except Exception as exc:  # the round failed or its commit: nothing of it is durable
             log.exception("%s round failed", self.name)
