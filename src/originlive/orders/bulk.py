@@ -1,11 +1,14 @@
-"""Placing orders on PostgreSQL: many orders per transaction, a few statements per batch.
+"""Placing orders in batches: many orders per transaction, a few statements per batch.
 
-On SQLite one writer thread runs ``stock.place`` order by order, where a statement costs a few
-microseconds. On PostgreSQL a statement is a round trip to the server (about 270 us here,
-measured with asyncpg on loopback) and every order of a flash sale waits for the same offer
-row's lock: one transaction per order gave about 260 orders a second. So each process sends
-its orders in batches, and ``place_many`` decides a batch with about a dozen statements, each
-for the whole batch:
+When an anchor pins an offer, the orders of one moment all want the same offer row. Placed one
+by one, each costs its own statements: on PostgreSQL a statement is a round trip to the server
+(about 270 us, measured with asyncpg on loopback) and one transaction per order gave about 260
+orders a second; on SQLite about ten statements an order kept the writer at a few thousand.
+So ``place_many`` decides the orders that arrive together with a few statements for the whole
+batch, one after another in Python exactly as ``stock.place`` would decide each in turn (the
+same checks, the same errors; a hypothesis test compares them on both databases).
+
+On PostgreSQL (``BulkPlacer``: each process sends its orders in batches), five round trips:
 
 1. keys already used (replays) in one select; prices, shipping regions and rates in three;
 2. each new order's key is claimed (``INSERT ... ON CONFLICT DO NOTHING``): a key taken
@@ -14,10 +17,13 @@ for the whole batch:
    the batch's buyers on those offers; every rule takes its locks in that order
    (``stock.release`` and ``stock.end_offer`` too), so batches of different processes queue
    at the offer rows instead of deadlocking;
-4. the orders are decided one after another in Python against those locked figures, exactly
-   as ``stock.place`` would decide them in turn: the same checks, the same errors;
+4. the orders are decided against those locked figures;
 5. units, counters, items and events are written with one statement each; refused orders'
    claimed rows are deleted. The database's CHECK (remaining >= 0) stays as a backstop.
+
+On SQLite (``WriterPlacer``: the jobs of the order writer's round) the writer already holds
+the write lock, so the batch reads the figures, decides, and writes each table with one
+``executemany``.
 
 The answers reach their callers only after the commit (invariant 6).
 """
@@ -419,7 +425,7 @@ def _done(
     return [r for r in results if r is not None]
 
 
-# SQLite: the writer thread holds the write lock for the whole batch
+# SQLite: the order writer holds the write lock for the whole batch
 
 
 def _place_many_embedded(
@@ -448,7 +454,7 @@ def _place_round(
 ) -> list[stock.Placed | OriginliveError | None]:
     """One round on SQLite: a few statements for the whole round, ``executemany`` for rows.
 
-    The writer thread began the transaction with ``BEGIN IMMEDIATE``: it holds SQLite's write
+    The order writer began the transaction with ``BEGIN IMMEDIATE``: it holds SQLite's write
     lock from its first read, so what it reads stays true until it commits, and the ids it
     gives new rows (after the largest, as SQLite itself would) are free.
     """

@@ -2,8 +2,10 @@
 
 Every function here takes a synchronous SQLAlchemy ``Connection`` inside a transaction and
 decides with conditional updates, so the database is the judge whatever runs it: the embedded
-single writer thread (SQLite, many orders per commit) or ``AsyncConnection.run_sync`` on
-PostgreSQL (one transaction per call, correct across processes). Nothing here commits.
+order writer (SQLite, many jobs per commit) or ``AsyncConnection.run_sync`` on PostgreSQL
+(one transaction per call, correct across processes). Nothing here commits. (New orders are
+placed in batches by ``bulk.place_many``, which decides as ``place`` does; ``place`` is what
+it falls back to, one order at a time.)
 
 Units only ever move in one statement that checks what it takes from:
 ``remaining >= q`` for an offer, ``stock >= q`` for a SKU, and a per-buyer counter that may not
