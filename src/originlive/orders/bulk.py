@@ -140,13 +140,7 @@ def place_many(
     for shop_id, code, fee in rate_rows:
         rates[shop_id].append((code, fee))
 
-    candidates: list[_Candidate] = []
-    for i, cmd in enumerate(cmds):
-        if results[i] is None:
-            try:
-                candidates.append(_price(i, cmd, offers, skus, paths, rates))
-            except OriginliveError as exc:
-                results[i] = exc
+    candidates = _candidates(cmds, results, offers, skus, paths, rates)
     if candidates:
         _decide(conn, candidates, results, hashes, now)
     return _done(results)
@@ -157,6 +151,25 @@ def _json_row(conn: Connection, sql: str, **params: Any) -> list[list[Any]]:
     dialect decodes JSON itself; a driver that does not gives text."""
     row = rawsql.execute(conn, sql, **params).fetchone()
     return [json.loads(v) if isinstance(v, str | bytes) else (v or []) for v in row]
+
+
+def _candidates(
+    cmds: Sequence[stock.PlaceOrder],
+    results: list[stock.Placed | OriginliveError | None],
+    offers: dict[int, Any],
+    skus: dict[int, Any],
+    paths: dict[str, str],
+    rates: dict[int, list[tuple[str | None, int]]],
+) -> list[_Candidate]:
+    """The orders not yet answered, priced; those that cannot be get their refusal."""
+    candidates: list[_Candidate] = []
+    for i, cmd in enumerate(cmds):
+        if results[i] is None:
+            try:
+                candidates.append(_price(i, cmd, offers, skus, paths, rates))
+            except OriginliveError as exc:
+                results[i] = exc
+    return candidates
 
 
 def _price(
@@ -511,13 +524,7 @@ def _place_round(
     ).fetchall():
         rates[shop_id].append((code, fee))
 
-    candidates: list[_Candidate] = []
-    for i, cmd in enumerate(cmds):
-        if results[i] is None:
-            try:
-                candidates.append(_price(i, cmd, offers, skus, paths, rates))
-            except OriginliveError as exc:
-                results[i] = exc
+    candidates = _candidates(cmds, results, offers, skus, paths, rates)
     if not candidates:
         return results
     held: dict[tuple[int, int], int] = {}
