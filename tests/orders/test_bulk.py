@@ -1,4 +1,4 @@
-"""PostgreSQL's batched placing where batches of two processes meet on the same key."""
+"""PostgreSQL's batched placing where batches of two processes meet: on one key, on one unit."""
 
 import asyncio
 from datetime import timedelta
@@ -52,3 +52,38 @@ async def test_a_key_taken_by_another_batch_meanwhile(
         assert isinstance(answer, stock.IdempotencyMismatch)
     left = (await market.client.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
     assert left == 9  # one order, one unit
+
+
+async def test_an_unlocked_batch_whose_units_went_meanwhile_is_contended(
+    database_url: str, market: Market, make_user
+) -> None:
+    # Two processes' unlocked batches decide on the same figures (one unit left); the second
+    # finds it gone when it writes, rolls back, and decides again with the rows locked.
+    offer = await market.offer(quantity=1, per_buyer_limit=1)
+    first_buyer, second_buyer = await make_user("buyer"), await make_user("buyer")
+    first_cmd = _cmd(first_buyer.id, offer["id"], 1)
+    second_cmd = _cmd(second_buyer.id, offer["id"], 1)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.begin()
+            placed = await first.run_sync(bulk.place_many, [first_cmd], locked=False)
+            assert isinstance(placed[0], stock.Placed)
+            await second.begin()
+            waiting = asyncio.create_task(
+                second.run_sync(bulk.place_many, [second_cmd], locked=False)
+            )
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # its write waits for the offer's row
+            await first.commit()
+            with pytest.raises(bulk.Contended):
+                await waiting
+            await second.rollback()
+            await second.begin()
+            again = await second.run_sync(bulk.place_many, [second_cmd], locked=True)
+            await second.commit()
+    finally:
+        await engine.dispose()
+    assert isinstance(again[0], stock.SoldOut)
+    left = (await market.client.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
+    assert left == 0

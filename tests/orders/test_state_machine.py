@@ -174,9 +174,10 @@ class Books(RuleBasedStateMachine):
             min_size=1,
             max_size=6,
             unique_by=lambda p: (p[1], p[3]),  # the bulk placer never batches a key twice
-        )
+        ),
+        locked=st.booleans(),
     )
-    def place_together(self, presses: list[tuple[int | None, int, int, str]]) -> None:
+    def place_together(self, presses: list[tuple[int | None, int, int, str]], locked: bool) -> None:
         """A batch of presses as the batching placers decide them (``bulk.place_many``),
         checked against ``stock.place`` deciding the same presses one after another."""
         cmds = [
@@ -200,7 +201,7 @@ class Books(RuleBasedStateMachine):
                 expected.append(exc)
         oracle.rollback()
         with self.conn.begin_nested():
-            actual = bulk.place_many(self.conn, cmds)
+            actual = bulk.place_many(self.conn, cmds, locked=locked)
         for cmd, want, got in zip(cmds, expected, actual, strict=True):
             assert _shape(got) == _shape(want), (cmd, got, want)
             self._record(cmd, got if isinstance(got, stock.Placed) else None)

@@ -21,6 +21,11 @@ On PostgreSQL (``BulkPlacer``: each process sends its orders in batches), five r
 5. units, counters, items and events are written with one statement each; refused orders'
    claimed rows are deleted. The database's CHECK (remaining >= 0) stays as a backstop.
 
+The bulk placer tries each batch first without step 3's locks (``locked=False``): the batches
+of two processes then overlap instead of queueing from claim to commit, and step 5 moves units
+and counts only where the figures it decided on still hold; if one does not (``Contended``),
+the batch rolls back and runs again locked. With the Redis gate in front that is rare.
+
 On SQLite (``WriterPlacer``: the jobs of the order writer's round) the writer already holds
 the write lock, so the batch reads the figures, decides, and writes each table with one
 ``executemany``.
@@ -82,12 +87,22 @@ class _Candidate:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
+class Contended(Exception):
+    """The figures an unlocked batch decided on moved before it wrote them (another process's
+    batch, a release, an end): roll it back and place it again with the rows locked."""
+
+
 def place_many(
-    conn: Connection, cmds: Sequence[stock.PlaceOrder]
+    conn: Connection, cmds: Sequence[stock.PlaceOrder], *, locked: bool = True
 ) -> list[stock.Placed | OriginliveError]:
     """Decide and record these orders in the caller's transaction, as ``stock.place`` would
     one after another; returns each one's answer or refusal. (On PostgreSQL keys must be
-    distinct; the bulk placer sends a key's second press in a later batch.)"""
+    distinct; the bulk placer sends a key's second press in a later batch.)
+
+    On PostgreSQL, ``locked=False`` decides on figures read without locking the offers and
+    writes with conditions that hold only if they have not moved, else raises ``Contended``
+    (see ``_decide``).
+    """
     if conn.dialect.name == "sqlite":
         return _place_many_embedded(conn, cmds)
     results: list[stock.Placed | OriginliveError | None] = [None] * len(cmds)
@@ -142,7 +157,7 @@ def place_many(
 
     candidates = _candidates(cmds, results, offers, skus, paths, rates)
     if candidates:
-        _decide(conn, candidates, results, hashes, now)
+        _decide(conn, candidates, results, hashes, now, locked=locked)
     return _done(results)
 
 
@@ -220,7 +235,19 @@ def _decide(
     results: list[stock.Placed | OriginliveError | None],
     hashes: list[str],
     now: Any,
+    *,
+    locked: bool,
 ) -> None:
+    """Steps 2 to 5 on PostgreSQL.
+
+    Locked, the offers' rows are taken from the claim to the commit, and a second process's
+    batch waits for all of that. Unlocked (how the bulk placer tries a batch first), each
+    process decides on the figures as they were read and takes the rows only with the final
+    write, whose conditions (units left, the offer open, each buyer's count within the
+    limit) hold only if the figures have not moved meanwhile; if one fails, ``Contended``
+    rolls the batch back. With the Redis gate in front they almost never fail: it admits
+    only what is left.
+    """
     offer_ids = sorted({p.line.offer_id for c in candidates for p in c.priced if p.line.offer_id})
     sku_ids = sorted({p.sku_id for c in candidates for p in c.priced if p.line.offer_id is None})
 
@@ -229,25 +256,7 @@ def _decide(
     # replay, before any unit moves.
     claimed_rows, offer_rows, sku_rows = _json_row(
         conn,
-        "WITH claimed AS (INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents,"
-        " shipping_cents, total_cents, refunded_cents, ship_name, ship_phone,"
-        " ship_region_code, ship_detail, idempotency_key, request_hash, created_at,"
-        " expires_at, updated_at)"
-        " SELECT b, s, :status, c, i, f, i + f, 0, n, p, r, d, k, h, t, e, t FROM unnest("
-        " CAST(:b AS INTEGER[]), CAST(:s AS INTEGER[]), CAST(:c AS TEXT[]),"
-        " CAST(:i AS BIGINT[]), CAST(:f AS BIGINT[]), CAST(:n AS TEXT[]),"
-        " CAST(:p AS TEXT[]), CAST(:r AS TEXT[]), CAST(:d AS TEXT[]),"
-        " CAST(:k AS TEXT[]), CAST(:h AS TEXT[]), CAST(:t AS TIMESTAMPTZ[]),"
-        " CAST(:e AS TIMESTAMPTZ[])) AS u(b, s, c, i, f, n, p, r, d, k, h, t, e)"
-        " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING"
-        " RETURNING id, buyer_id, idempotency_key),"
-        " offers AS (SELECT id, remaining, status = :active"
-        " AND (ends_at IS NULL OR ends_at > :now) AS open FROM flash_offers"
-        " WHERE id = ANY(:offer_ids) ORDER BY id FOR UPDATE),"
-        " shelf AS (SELECT id, stock FROM skus WHERE id = ANY(:sku_ids) ORDER BY id FOR UPDATE)"
-        " SELECT (SELECT json_agg(json_build_array(id, buyer_id, idempotency_key)) FROM claimed),"
-        " (SELECT json_agg(json_build_array(id, remaining, open)) FROM offers),"
-        " (SELECT json_agg(json_build_array(id, stock)) FROM shelf)",
+        _CLAIM[locked],
         status=PENDING,
         b=[c.cmd.buyer_id for c in candidates],
         s=[c.shop_id for c in candidates],
@@ -288,9 +297,7 @@ def _decide(
     if offer_ids and candidates:
         for offer_id, buyer, quantity in rawsql.execute(
             conn,
-            "SELECT offer_id, buyer_id, quantity FROM offer_purchases"
-            " WHERE offer_id = ANY(:offers) AND buyer_id = ANY(:buyers)"
-            " ORDER BY offer_id, buyer_id FOR UPDATE",
+            _COUNTERS[locked],
             offers=offer_ids,
             buyers=sorted({c.cmd.buyer_id for c in candidates}),
         ).fetchall():
@@ -308,7 +315,8 @@ def _decide(
         else:
             accepted.append(c)
 
-    # 4. Write it all down in one statement; refused orders' claimed rows go.
+    # 4. Write it all down in one statement; refused orders' claimed rows go. Units, counts
+    # and stock move only where the figures still allow it (always, when they were locked).
     taken_offers: dict[int, int] = defaultdict(int)
     taken_skus: dict[int, int] = defaultdict(int)
     counted: dict[tuple[int, int], int] = defaultdict(int)
@@ -320,20 +328,25 @@ def _decide(
                 taken_offers[p.line.offer_id] += p.line.quantity
                 counted[p.line.offer_id, c.cmd.buyer_id] += p.line.quantity
     lines = [(c, p) for c in accepted for p in c.priced]
-    item_rows, event_rows = _json_row(
+    item_rows, event_rows, moved = _json_row(
         conn,
         "WITH refused AS (DELETE FROM orders WHERE id = ANY(:refused)),"
         " offers AS (UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
         " FROM unnest(CAST(:offer_ids AS INTEGER[]), CAST(:offer_qs AS INTEGER[])) AS u(id, q)"
-        " WHERE flash_offers.id = u.id),"
+        " WHERE flash_offers.id = u.id AND flash_offers.remaining >= u.q"
+        " AND flash_offers.status = :active"
+        " AND (flash_offers.ends_at IS NULL OR flash_offers.ends_at > :now)"
+        " RETURNING flash_offers.id),"
         " counters AS (INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
         " SELECT * FROM unnest(CAST(:counter_offers AS INTEGER[]),"
         " CAST(:counter_buyers AS INTEGER[]), CAST(:counter_qs AS INTEGER[]))"
         " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
-        " SET quantity = offer_purchases.quantity + excluded.quantity),"
+        " SET quantity = offer_purchases.quantity + excluded.quantity"
+        " WHERE offer_purchases.quantity + excluded.quantity <= (SELECT per_buyer_limit"
+        " FROM flash_offers WHERE flash_offers.id = excluded.offer_id) RETURNING 1),"
         " shelf AS (UPDATE skus SET stock = skus.stock - u.q"
         " FROM unnest(CAST(:sku_ids AS INTEGER[]), CAST(:sku_qs AS INTEGER[])) AS u(id, q)"
-        " WHERE skus.id = u.id),"
+        " WHERE skus.id = u.id AND skus.stock >= u.q RETURNING skus.id),"
         " items AS (INSERT INTO order_items (order_id, sku_id, offer_id, title,"
         " unit_price_cents, quantity) SELECT * FROM unnest(CAST(:item_orders AS INTEGER[]),"
         " CAST(:item_skus AS INTEGER[]), CAST(:item_offers AS INTEGER[]),"
@@ -344,8 +357,12 @@ def _decide(
         " CAST(:event_orders AS INTEGER[]), CAST(:event_actors AS INTEGER[]),"
         " CAST(:event_times AS TIMESTAMPTZ[])) AS u(o, a, t) RETURNING id, order_id)"
         " SELECT (SELECT json_agg(json_build_array(id, order_id, offer_id, sku_id))"
-        " FROM items), (SELECT json_agg(json_build_array(id, order_id)) FROM events)",
+        " FROM items), (SELECT json_agg(json_build_array(id, order_id)) FROM events),"
+        " json_build_array((SELECT count(*) FROM offers), (SELECT count(*) FROM counters),"
+        " (SELECT count(*) FROM shelf))",
         refused=refused,
+        active=OfferStatus.ACTIVE.value,
+        now=now,
         offer_ids=list(taken_offers),
         offer_qs=list(taken_offers.values()),
         counter_offers=[k[0] for k in counted],
@@ -364,6 +381,10 @@ def _decide(
         event_actors=[c.cmd.buyer_id for c in accepted],
         event_times=[c.cmd.now for c in accepted],
     )
+    if moved != [len(taken_offers), len(counted), len(taken_skus)]:
+        if locked:
+            raise RuntimeError(f"locked figures moved under an order batch: {moved}")
+        raise Contended
     item_ids = {(o, f, s): i for i, o, f, s in item_rows}
     event_ids = {order_id: event_id for event_id, order_id in event_rows}
     for c in accepted:
@@ -388,6 +409,40 @@ def _decide(
             items=items,
             event_id=event_ids[c.order_id],
         )
+
+
+# Step 2's statement and the counters' read, with the rows locked (``FOR UPDATE``) or not.
+_CLAIM_TEMPLATE = (
+    "WITH claimed AS (INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents,"
+    " shipping_cents, total_cents, refunded_cents, ship_name, ship_phone,"
+    " ship_region_code, ship_detail, idempotency_key, request_hash, created_at,"
+    " expires_at, updated_at)"
+    " SELECT b, s, :status, c, i, f, i + f, 0, n, p, r, d, k, h, t, e, t FROM unnest("
+    " CAST(:b AS INTEGER[]), CAST(:s AS INTEGER[]), CAST(:c AS TEXT[]),"
+    " CAST(:i AS BIGINT[]), CAST(:f AS BIGINT[]), CAST(:n AS TEXT[]),"
+    " CAST(:p AS TEXT[]), CAST(:r AS TEXT[]), CAST(:d AS TEXT[]),"
+    " CAST(:k AS TEXT[]), CAST(:h AS TEXT[]), CAST(:t AS TIMESTAMPTZ[]),"
+    " CAST(:e AS TIMESTAMPTZ[])) AS u(b, s, c, i, f, n, p, r, d, k, h, t, e)"
+    " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING"
+    " RETURNING id, buyer_id, idempotency_key),"
+    " offers AS (SELECT id, remaining, status = :active"
+    " AND (ends_at IS NULL OR ends_at > :now) AS open FROM flash_offers"
+    " WHERE id = ANY(:offer_ids) ORDER BY id{lock}),"
+    " shelf AS (SELECT id, stock FROM skus WHERE id = ANY(:sku_ids) ORDER BY id{lock})"
+    " SELECT (SELECT json_agg(json_build_array(id, buyer_id, idempotency_key)) FROM claimed),"
+    " (SELECT json_agg(json_build_array(id, remaining, open)) FROM offers),"
+    " (SELECT json_agg(json_build_array(id, stock)) FROM shelf)"
+)
+_COUNTERS_TEMPLATE = (
+    "SELECT offer_id, buyer_id, quantity FROM offer_purchases"
+    " WHERE offer_id = ANY(:offers) AND buyer_id = ANY(:buyers) ORDER BY offer_id, buyer_id{lock}"
+)
+_CLAIM = {
+    locked: _CLAIM_TEMPLATE.replace("{lock}", " FOR UPDATE" * locked) for locked in (True, False)
+}
+_COUNTERS = {
+    locked: _COUNTERS_TEMPLATE.replace("{lock}", " FOR UPDATE" * locked) for locked in (True, False)
+}
 
 
 def _take(
@@ -710,10 +765,16 @@ class BulkPlacer(Gatherer[stock.PlaceOrder]):
         cmds = [cmd for cmd, _ in batch]
         attempt = 0
         while True:
+            # First unlocked, so that the batches of several processes overlap; again locked
+            # if the figures moved, or after a deadlock.
+            locked = attempt > 0
             try:
                 async with self._engine.begin() as conn:
-                    outcomes = await conn.run_sync(lambda sync: place_many(sync, cmds))
+                    outcomes = await conn.run_sync(place_many, cmds, locked=locked)
                 break
+            except Contended:
+                attempt += 1
+                continue
             except Exception as exc:
                 code = getattr(getattr(exc, "orig", None), "sqlstate", None)
                 if code in _RETRYABLE and attempt < 4:  # nothing of it committed: again
