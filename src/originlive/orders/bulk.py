@@ -304,16 +304,8 @@ def _decide(
             held[offer_id, buyer] = quantity
 
     # 3. One after another, as stock.place would: all lines of an order, or none.
-    accepted: list[_Candidate] = []
-    refused: list[int] = []
-    for c in candidates:
-        try:
-            _take(c, remaining, is_open, shelf, held)
-        except OriginliveError as exc:
-            results[c.index] = exc
-            refused.append(c.order_id)
-        else:
-            accepted.append(c)
+    accepted = _accept(candidates, results, remaining, is_open, shelf, held)
+    refused = [c.order_id for c in candidates if results[c.index] is not None]
 
     # 4. Write it all down in one statement; refused orders' claimed rows go. Units, counts
     # and stock move only where the figures still allow it (always, when they were locked).
@@ -443,6 +435,26 @@ _CLAIM = {
 _COUNTERS = {
     locked: _COUNTERS_TEMPLATE.replace("{lock}", " FOR UPDATE" * locked) for locked in (True, False)
 }
+
+
+def _accept(
+    candidates: list[_Candidate],
+    results: list[stock.Placed | OriginliveError | None],
+    remaining: dict[int, int],
+    is_open: dict[int, bool],
+    shelf: dict[int, int],
+    held: dict[tuple[int, int], int],
+) -> list[_Candidate]:
+    """The candidates whose units ``_take`` finds, in turn; the others get their refusal."""
+    accepted: list[_Candidate] = []
+    for c in candidates:
+        try:
+            _take(c, remaining, is_open, shelf, held)
+        except OriginliveError as exc:
+            results[c.index] = exc
+        else:
+            accepted.append(c)
+    return accepted
 
 
 def _take(
@@ -593,14 +605,7 @@ def _place_round(
     is_open = {offer_id: offer[-1] for offer_id, offer in offers.items()}
 
     # 2. One after another, as stock.place would: all lines of an order, or none.
-    accepted: list[_Candidate] = []
-    for c in candidates:
-        try:
-            _take(c, remaining, is_open, shelf, held)
-        except OriginliveError as exc:
-            results[c.index] = exc
-        else:
-            accepted.append(c)
+    accepted = _accept(candidates, results, remaining, is_open, shelf, held)
     if accepted:
         _write_embedded(conn, cursor, accepted, results, hashes)
     return results
