@@ -282,3 +282,33 @@ async def test_shop_lists_its_offers(market: Market) -> None:
     assert [(o["id"], o["remaining"]) for o in active] == [(second["id"], 7)]
     assert (await market.client.get(url, params={"status": "sold"})).status_code == 422
     assert (await market.client.get("/api/v1/shops/999999/offers")).status_code == 404
+
+
+class _BrokenPlacer:
+    """A placer whose database has gone away mid-sale."""
+
+    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
+        raise RuntimeError("the database went away")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_error_of_ours_is_a_500_problem(app, market: Market, make_user, db) -> None:
+    # The flash-order route answers before FastAPI's error middleware: its own 500, with
+    # the problem body and no details, and nothing written.
+    offer = await market.offer(quantity=5)
+    buyer = await make_user("buyer")
+    working, app.state.order_placer = app.state.order_placer, _BrokenPlacer()
+    try:
+        response = await market.order(buyer, [{"offer_id": offer["id"], "quantity": 1}])
+    finally:
+        app.state.order_placer = working
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("internal-error")
+    assert "database" not in response.text
+    assert await db.scalar(select(func.count()).select_from(Order)) == 0
+    # The gate, if any, gave the reservation back: the offer still sells all five.
+    for _ in range(2):
+        assert (await market.order(buyer, [{"offer_id": offer["id"], "quantity": 1}])).is_success
