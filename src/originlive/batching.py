@@ -51,6 +51,15 @@ class Runner(Protocol):
 OrderWriter = Runner
 
 
+# For PostgreSQL connections whose every statement looks rows up by an index (the order
+# writer, the bulk placer, the reader). A connection keeps the plans it made while the tables
+# were small (a fresh deployment, a new sale): a sequential scan of orders per key, and in the
+# foreign-key checks, that grows with every order until autovacuum's next analyze. Measured
+# (bulk.place_many, 22,400 orders in batches of 16 from a fresh database): 3.6 ms a batch
+# growing to 7.3 ms with the default, a steady 3.6 ms with this.
+INDEX_PLANS = {"server_settings": {"enable_seqscan": "off"}}
+
+
 class TransactionWriter:
     """One transaction per call (PostgreSQL): correct across processes.
 
@@ -61,7 +70,11 @@ class TransactionWriter:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self._engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args=INDEX_PLANS,
         )
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -374,7 +387,12 @@ class ConnectionReader(Gatherer[tuple[Callable[..., Any], dict[str, Any]]]):
     def __init__(self, url: str) -> None:
         super().__init__()
         self._engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_pre_ping=True,
+            isolation_level="AUTOCOMMIT",
+            connect_args=INDEX_PLANS,
         )
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:

@@ -44,7 +44,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive import rawsql
-from originlive.batching import Batched, BatchWriter, Gatherer, answer
+from originlive.batching import INDEX_PLANS, Batched, BatchWriter, Gatherer, answer
 from originlive.catalog.models import ProductStatus, ShopStatus
 from originlive.errors import InvalidInput, OriginliveError
 from originlive.orders import stock
@@ -731,13 +731,7 @@ class BulkPlacer(Gatherer[stock.PlaceOrder]):
             pool_size=1,
             max_overflow=0,
             pool_pre_ping=True,
-            # Every lookup of a batch is by an index. A connection keeps the plans it made
-            # when the tables were small (a fresh deployment, a new sale): a sequential scan
-            # of orders per key, and in the foreign-key checks, that grows with every order
-            # until autovacuum's next analyze. Measured (placing 22,400 orders in batches of
-            # 16 from a fresh database): 3.6 to 7.3 ms a batch with the default, a steady
-            # 3.6 ms with this.
-            connect_args={"server_settings": {"enable_seqscan": "off"}},
+            connect_args=INDEX_PLANS,
         )
         self._max_batch = max_batch
 
