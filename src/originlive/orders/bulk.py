@@ -309,16 +309,7 @@ def _decide(
 
     # 4. Write it all down in one statement; refused orders' claimed rows go. Units, counts
     # and stock move only where the figures still allow it (always, when they were locked).
-    taken_offers: dict[int, int] = defaultdict(int)
-    taken_skus: dict[int, int] = defaultdict(int)
-    counted: dict[tuple[int, int], int] = defaultdict(int)
-    for c in accepted:
-        for p in c.priced:
-            if p.line.offer_id is None:
-                taken_skus[p.sku_id] += p.line.quantity
-            else:
-                taken_offers[p.line.offer_id] += p.line.quantity
-                counted[p.line.offer_id, c.cmd.buyer_id] += p.line.quantity
+    taken_offers, taken_skus, counted = _taken(accepted)
     lines = [(c, p) for c in accepted for p in c.priced]
     item_rows, event_rows, moved = _json_row(
         conn,
@@ -381,15 +372,7 @@ def _decide(
     event_ids = {order_id: event_id for event_id, order_id in event_rows}
     for c in accepted:
         items = [
-            {
-                "id": item_ids[c.order_id, p.line.offer_id, p.sku_id],
-                "sku_id": p.sku_id,
-                "offer_id": p.line.offer_id,
-                "title": p.title,
-                "unit_price_cents": p.unit_price_cents,
-                "quantity": p.line.quantity,
-            }
-            for p in c.priced
+            stock.item_view(item_ids[c.order_id, p.line.offer_id, p.sku_id], p) for p in c.priced
         ]
         results[c.index] = stock.fresh_order(
             c.cmd,
@@ -455,6 +438,24 @@ def _accept(
         else:
             accepted.append(c)
     return accepted
+
+
+def _taken(
+    accepted: list[_Candidate],
+) -> tuple[dict[int, int], dict[int, int], dict[tuple[int, int], int]]:
+    """What the accepted orders take, summed: units per offer, units per SKU (plain lines),
+    and units per (offer, buyer) for the buyers' counters."""
+    offers: dict[int, int] = defaultdict(int)
+    skus: dict[int, int] = defaultdict(int)
+    counted: dict[tuple[int, int], int] = defaultdict(int)
+    for c in accepted:
+        for p in c.priced:
+            if p.line.offer_id is None:
+                skus[p.sku_id] += p.line.quantity
+            else:
+                offers[p.line.offer_id] += p.line.quantity
+                counted[p.line.offer_id, c.cmd.buyer_id] += p.line.quantity
+    return offers, skus, counted
 
 
 def _take(
@@ -625,9 +626,6 @@ def _write_embedded(
         " (SELECT coalesce(max(id), 0) FROM order_events)"
     ).fetchone()
     order_rows, item_rows, event_rows = [], [], []
-    taken_offers: dict[int, int] = defaultdict(int)
-    taken_skus: dict[int, int] = defaultdict(int)
-    counted: dict[tuple[int, int], int] = defaultdict(int)
     for c in accepted:
         cmd, address = c.cmd, c.cmd.address
         order_id += 1
@@ -647,23 +645,10 @@ def _write_embedded(
         for p in c.priced:
             item_id += 1
             q = p.line.quantity
-            row = (item_id, order_id, p.sku_id, p.line.offer_id, p.title, p.unit_price_cents, q)
-            item_rows.append(row)
-            c.items.append(
-                {
-                    "id": item_id,
-                    "sku_id": p.sku_id,
-                    "offer_id": p.line.offer_id,
-                    "title": p.title,
-                    "unit_price_cents": p.unit_price_cents,
-                    "quantity": q,
-                }
+            item_rows.append(
+                (item_id, order_id, p.sku_id, p.line.offer_id, p.title, p.unit_price_cents, q)
             )
-            if p.line.offer_id is None:
-                taken_skus[p.sku_id] += q
-            else:
-                taken_offers[p.line.offer_id] += q
-                counted[p.line.offer_id, cmd.buyer_id] += q
+            c.items.append(stock.item_view(item_id, p))
         results[c.index] = stock.fresh_order(
             cmd,
             order_id=order_id,
@@ -676,6 +661,7 @@ def _write_embedded(
         )
     # The checks were made above against figures nobody else can change meanwhile; the
     # conditions stay as a backstop (with the CHECK constraints): a miss fails the batch.
+    taken_offers, taken_skus, counted = _taken(accepted)
     offers = [(q, offer_id, q) for offer_id, q in taken_offers.items()]
     cursor.executemany(
         "UPDATE flash_offers SET remaining = remaining - ? WHERE id = ? AND remaining >= ?", offers

@@ -54,11 +54,8 @@ class FlashOrderRoute:
                 length = value
         # Only a declared body within the limit is read here: the body limit's middleware,
         # inside, answers the rest (413), and the server holds a body to its declared length.
-        limit = self.state.settings.max_body_bytes
-        if not (bearer and key and _KEY.match(key) and length and length.isdigit()):
-            await self.app(scope, receive, send)
-            return
-        if int(length) > limit:
+        within = length and length.isdigit() and int(length) <= self.state.settings.max_body_bytes
+        if not (bearer and key and _KEY.match(key) and within):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)

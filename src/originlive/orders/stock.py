@@ -318,16 +318,7 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
             price=p.unit_price_cents,
             quantity=p.line.quantity,
         ).fetchone()[0]
-        items.append(
-            {
-                "id": item_id,
-                "sku_id": p.sku_id,
-                "offer_id": p.line.offer_id,
-                "title": p.title,
-                "unit_price_cents": p.unit_price_cents,
-                "quantity": p.line.quantity,
-            }
-        )
+        items.append(item_view(item_id, p))
     event_id = rawsql.execute(
         conn,
         "INSERT INTO order_events (order_id, from_status, to_status, actor_id, created_at)"
@@ -347,6 +338,18 @@ def place(conn: Connection, cmd: PlaceOrder) -> Placed:
         items=items,
         event_id=event_id,
     )
+
+
+def item_view(item_id: int, p: _Priced) -> dict[str, Any]:
+    """A just-placed order's line as the API shows it (``schemas.OrderItem``'s fields)."""
+    return {
+        "id": item_id,
+        "sku_id": p.sku_id,
+        "offer_id": p.line.offer_id,
+        "title": p.title,
+        "unit_price_cents": p.unit_price_cents,
+        "quantity": p.line.quantity,
+    }
 
 
 def fresh_order(
