@@ -31,16 +31,21 @@ from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
+from originlive.live import api as live_api
+from originlive.live import moderation
+from originlive.live.rooms import Hub
+from originlive.live.socket import LiveRoomRoute
 from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
-from originlive.orders.bulk import BulkPlacer, OrderPlacer, WriterPlacer
+from originlive.orders.bulk import AnnouncingPlacer, BulkPlacer, OrderPlacer, WriterPlacer
 from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.gate import Gate, NoGate, RedisGate
 from originlive.payments import api as payments_api
 from originlive.payments import pages as payments_pages
 from originlive.payments import sandbox
 from originlive.payments.service import WebhookDelivery
+from originlive.realtime.broker import Broker, MemoryBroker, RedisBroker
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
 from originlive.settings import Settings, get_settings
@@ -80,11 +85,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.reader = reader = create_reader(engine)
     app.state.token_cache = TokenCache(reader)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
+    broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
+    banned = settings.banned_words_file or moderation.DEFAULT_LIST
+    app.state.hub = hub = Hub(
+        broker=broker,
+        sessionmaker=app.state.sessionmaker,
+        limiter=limiter,
+        banned_words=moderation.BannedWords.from_file(banned),
+        comment_limit=settings.comment_limit,
+        comment_window_seconds=settings.comment_window_seconds,
+    )
+    await hub.start()
     placer: OrderPlacer = (
         WriterPlacer(writer)
         if isinstance(writer, BatchWriter)
         else BulkPlacer(settings.resolved_database_url)
     )
+    # Purchases of a session's offers are shown in its room once committed.
+    placer = AnnouncingPlacer(placer, hub.order_placed)
     app.state.order_placer = placer
     gate: Gate = RedisGate(redis, reader) if redis is not None else NoGate()
     app.state.gate = gate
@@ -114,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await delivery.close()
+        await hub.close()
         await placer.close()
         await writer.close()
         await reader.close()
@@ -133,11 +152,13 @@ def _tune_garbage_collector() -> None:
 
 
 class OriginliveApp(FastAPI):
-    """FastAPI, with the flash-order route in front of its whole stack (``orders/fastpath``)."""
+    """FastAPI, with the flash-order route (``orders/fastpath``) and the live rooms' sockets
+    (``live/socket``) in front of its whole stack."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._front = FlashOrderRoute(super().__call__, state=self.state)
+        rooms = LiveRoomRoute(super().__call__, state=self.state)
+        self._front = FlashOrderRoute(rooms, state=self.state)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)
@@ -165,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regions_api.router,
         catalog_api.router,
         orders_api.router,
+        live_api.router,
         payments_api.router,
         web_pages.router,
         accounts_pages.router,

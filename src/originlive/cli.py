@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import sys
 
 import uvicorn
@@ -11,7 +12,16 @@ import uvicorn
 from originlive.settings import Settings, get_settings
 
 
+def _raise_open_files_limit() -> None:
+    # Every viewer of a live room holds a socket: thousands, past the usual soft limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    _raise_open_files_limit()
     uvicorn.run(
         "originlive.app:create_app",
         factory=True,
@@ -24,6 +34,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         access_log=settings.log_level in ("trace", "debug", "info"),
         server_header=False,
         proxy_headers=True,
+        # Room events are written to every socket as one frame encoded once (live/rooms.py);
+        # compression would be per socket. What a viewer may send is small.
+        ws_per_message_deflate=False,
+        ws_max_size=64 * 1024,
     )
 
 

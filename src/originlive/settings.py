@@ -3,6 +3,7 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,15 @@ class Settings(BaseSettings):
         gt=0,
         description="With Redis: how often the stock gate's figures are set from the database.",
     )
+    comment_limit: int = Field(
+        default=5, ge=1, description="Comments one buyer may post in a room per window."
+    )
+    comment_window_seconds: int = Field(default=10, ge=1)
+    banned_words_file: Path | None = Field(
+        default=None,
+        description="Words no comment may hold, one a line; unset means the list shipped.",
+    )
+    rtmp_port: int = Field(default=1935, description="Where anchors' encoders publish (RTMP).")
     gc_tuning: bool = Field(
         default=True,
         description="Freeze start-up objects and collect cycles less often (lower tail latency).",
@@ -76,6 +86,12 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         """Where this platform is reached, without a trailing slash."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def ingest_url(self) -> str:
+        """The RTMP address anchors publish to, with their stream key as the stream's name."""
+        host = urlsplit(self.resolved_public_url).hostname or self.host
+        return f"rtmp://{host}:{self.rtmp_port}/live"
 
     @property
     def media_dir(self) -> Path:

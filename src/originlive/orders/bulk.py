@@ -36,7 +36,7 @@ The answers reach their callers only after the commit (invariant 6).
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +73,26 @@ class WriterPlacer:
 
     async def close(self) -> None:
         return None
+
+
+class AnnouncingPlacer:
+    """A placer that tells a listener of each new order once it is committed (the live rooms
+    show purchases); a listener's failure never fails the order."""
+
+    def __init__(self, placer: OrderPlacer, listener: Callable[[stock.Placed], None]) -> None:
+        self._placer = placer
+        self._listener = listener
+
+    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
+        placed = await self._placer.place(cmd)
+        try:
+            self._listener(placed)
+        except Exception:
+            log.exception("telling of a placed order failed")
+        return placed
+
+    async def close(self) -> None:
+        await self._placer.close()
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Live sessions and their rooms: chat, likes, pinned offers, moderation and replay."""

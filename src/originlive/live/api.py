@@ -1,0 +1,404 @@
+"""JSON routes of live sessions: scheduling, going live, offers and pins, reminders,
+moderation and replay. What the room should show is published once the change has committed
+(``db.after_commit``)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts import service as accounts
+from originlive.accounts.deps import CurrentUser, OptionalUser
+from originlive.accounts.models import Role, User
+from originlive.catalog import service as catalog
+from originlive.catalog.api import Limit, Offset
+from originlive.catalog.deps import RowId, can_manage
+from originlive.catalog.models import ShopStatus
+from originlive.catalog.schemas import Page, RegionCode
+from originlive.db import SessionDep, after_commit
+from originlive.errors import Forbidden, InvalidInput, NotFound
+from originlive.live import schemas, service
+from originlive.live.deps import RoomHub, RunSession, VisibleSession, can_run, shop_of
+from originlive.live.models import LiveSession, SanctionKind, SessionStatus
+from originlive.live.rooms import Hub, offer_event
+from originlive.orders import service as orders
+from originlive.orders.deps import StockGate, Writer
+from originlive.orders.models import OfferStatus
+from originlive.orders.schemas import Offer
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+
+async def _view(
+    request: Request, session: AsyncSession, live: LiveSession, user: User | None
+) -> schemas.LiveSession:
+    shop = await shop_of(session, live)
+    offers = [Offer.model_validate(o) for o in await service.offers_of(session, session_id=live.id)]
+    pinned = next((o for o in offers if o.id == live.pinned_offer_id), None)
+    settings = request.app.state.settings
+    fields: dict[str, Any] = {
+        "id": live.id,
+        "shop_id": live.shop_id,
+        "shop_name": shop.name,
+        "region_code": shop.region_code,
+        "anchor_id": live.anchor_id,
+        "title": live.title,
+        "description": live.description,
+        "cover_url": live.cover_url,
+        "scheduled_at": live.scheduled_at,
+        "status": live.status,
+        "started_at": live.started_at,
+        "ended_at": live.ended_at,
+        "likes": live.likes,
+        "reminders": (await service.reminder_counts(session, [live.id])).get(live.id, 0),
+        "pinned_offer": pinned,
+        "offers": offers,
+        "playback_url": f"{settings.resolved_public_url}/media/hls/{live.id}/index.m3u8",
+        "room_url": f"/ws/live/{live.id}",
+    }
+    if can_run(user, live, shop):
+        return schemas.LiveSessionManaged(
+            **fields, stream_key=live.stream_key, ingest_url=settings.ingest_url
+        )
+    return schemas.LiveSession(**fields)
+
+
+def _announce(session: AsyncSession, hub: Hub, live: LiveSession, kind: str, **fields: Any) -> None:
+    async def publish() -> None:
+        await hub.publish(live.id, kind, fields)
+
+    after_commit(session, publish)
+
+
+async def _audit(
+    session: AsyncSession, user: User, action: str, live: LiveSession, **detail: Any
+) -> None:
+    if user.has_role(Role.OPERATOR):
+        await accounts.record_audit(
+            session,
+            actor=user,
+            action=action,
+            target_type="live_session",
+            target_id=live.id,
+            detail=detail or None,
+        )
+
+
+# Sessions
+
+
+@router.post(
+    "/live-sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.LiveSessionManaged,
+)
+async def create_session(
+    body: schemas.LiveSessionCreate, request: Request, session: SessionDep, user: CurrentUser
+) -> schemas.LiveSession:
+    """Schedule a session of a shop you manage; you are its anchor."""
+    shop = await catalog.get_shop(session, shop_id=body.shop_id)
+    if shop is None or not can_manage(user, shop):
+        raise InvalidInput(f"No shop {body.shop_id} that you manage.", field="shop_id")
+    live = await service.create_session(session, shop=shop, anchor=user, data=body)
+    return await _view(request, session, live, user)
+
+
+@router.get("/live-sessions", response_model=Page[schemas.LiveSession])
+async def list_sessions(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    status_: Annotated[list[SessionStatus] | None, Query(alias="status")] = None,
+    region: RegionCode | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[schemas.LiveSession]:
+    """Live sessions first, then upcoming ones (by default both), of approved shops, in a
+    region and the regions below it if one is given."""
+    statuses = status_ or [SessionStatus.LIVE, SessionStatus.SCHEDULED]
+    rows, total = await service.list_sessions(
+        session, statuses=statuses, region_code=region, limit=limit, offset=offset
+    )
+    items = [await _view(request, session, live, user) for live in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/live-sessions/{session_id}", response_model=schemas.LiveSessionManaged | schemas.LiveSession
+)
+async def get_session(
+    live: VisibleSession, request: Request, session: SessionDep, user: OptionalUser
+) -> schemas.LiveSession:
+    """A session with its offers and playback URL (and stream key, for those who run it)."""
+    return await _view(request, session, live, user)
+
+
+@router.patch("/live-sessions/{session_id}", response_model=schemas.LiveSessionManaged)
+async def update_session(
+    body: schemas.LiveSessionUpdate,
+    live: RunSession,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+) -> schemas.LiveSession:
+    """Change the title, description, cover or time."""
+    live = await service.update_session(session, live=live, data=body)
+    return await _view(request, session, live, user)
+
+
+@router.post("/live-sessions/{session_id}/start", response_model=schemas.LiveSessionManaged)
+async def start_session(
+    live: RunSession, request: Request, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> schemas.LiveSession:
+    """Go live (without video, or before the encoder connects); the room is told."""
+    if (await shop_of(session, live)).status != ShopStatus.APPROVED:
+        raise Forbidden("The shop goes live once an operator approves it.")
+    live = await service.start(session, live=live)
+    _announce(session, hub, live, "status", status=live.status.value)
+    await _audit(session, user, "live.start", live)
+    return await _view(request, session, live, user)
+
+
+@router.post("/live-sessions/{session_id}/end", response_model=schemas.LiveSessionManaged)
+async def end_session(
+    live: RunSession,
+    request: Request,
+    session: SessionDep,
+    hub: RoomHub,
+    writer: Writer,
+    gate: StockGate,
+    user: CurrentUser,
+) -> schemas.LiveSession:
+    """End the session: the room is told, and the session's open offers end with it (their
+    unsold units go back to the SKUs)."""
+    live = await service.end(session, live=live)
+    _announce(session, hub, live, "pin", offer=None)
+    _announce(session, hub, live, "status", status=live.status.value)
+    open_offers = [
+        o
+        for o in await service.offers_of(session, session_id=live.id)
+        if o.status == OfferStatus.ACTIVE
+    ]
+
+    async def end_offers() -> None:
+        for offer in open_offers:
+            await orders.end_offer(writer, gate, offer=offer)
+
+    after_commit(session, end_offers)
+    await _audit(session, user, "live.end", live)
+    return await _view(request, session, live, user)
+
+
+@router.post("/live-sessions/{session_id}/stream-key", response_model=schemas.LiveSessionManaged)
+async def rotate_stream_key(
+    live: RunSession, request: Request, session: SessionDep, user: CurrentUser
+) -> schemas.LiveSession:
+    """A new stream key; the old one is refused from now on."""
+    live = await service.rotate_stream_key(session, live=live)
+    await _audit(session, user, "live.stream_key", live)
+    return await _view(request, session, live, user)
+
+
+# Reminders
+
+
+@router.put("/live-sessions/{session_id}/reminder", status_code=status.HTTP_204_NO_CONTENT)
+async def remind(live: VisibleSession, session: SessionDep, user: CurrentUser) -> Response:
+    """Remind me when this session goes live."""
+    await service.remind(session, live=live, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/live-sessions/{session_id}/reminder", status_code=status.HTTP_204_NO_CONTENT)
+async def forget_reminder(live: VisibleSession, session: SessionDep, user: CurrentUser) -> Response:
+    """No reminder of this session after all."""
+    await service.forget_reminder(session, live=live, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me/reminders", response_model=list[schemas.Reminder])
+async def my_reminders(session: SessionDep, user: CurrentUser) -> list[schemas.Reminder]:
+    """The sessions I asked to be reminded of that have not ended, live ones first."""
+    return [
+        schemas.Reminder(
+            session_id=live.id, title=live.title, status=live.status, scheduled_at=live.scheduled_at
+        )
+        for live in await service.reminders_of(session, user=user)
+    ]
+
+
+# Offers and pins
+
+
+@router.post(
+    "/live-sessions/{session_id}/offers", status_code=status.HTTP_201_CREATED, response_model=Offer
+)
+async def open_offer(
+    body: schemas.SessionOfferCreate,
+    live: RunSession,
+    session: SessionDep,
+    writer: Writer,
+    hub: RoomHub,
+    user: CurrentUser,
+) -> Offer:
+    """Open a flash offer of the session's shop in the room (and pin it, if asked)."""
+    sku = await catalog.get_sku(session, sku_id=body.sku_id)
+    if sku is None or sku.product.shop_id != live.shop_id:
+        raise InvalidInput(f"No SKU {body.sku_id} of this session's shop.", field="sku_id")
+    if sku.product.shop.status != ShopStatus.APPROVED:
+        raise Forbidden("The shop sells once an operator approves it.")
+    if live.status == SessionStatus.ENDED:
+        raise InvalidInput("The session has ended.", field="session_id")
+    offer_id = await orders.open_offer(writer, sku=sku, data=body, live_session_id=live.id)
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    assert offer is not None
+    if body.pin:
+        await _pin(session, hub, live, offer, user)
+    return Offer.model_validate(offer)
+
+
+async def _pin(session: AsyncSession, hub: Hub, live: LiveSession, offer: Any, user: User) -> None:
+    if offer.status != OfferStatus.ACTIVE:
+        raise InvalidInput(f"Offer {offer.id} has ended.", field="offer_id")
+    await service.pin(session, live=live, offer=offer)
+    _announce(session, hub, live, "pin", offer=offer_event(offer))
+    await _audit(session, user, "live.pin", live, offer_id=offer.id)
+
+
+@router.post("/live-sessions/{session_id}/offers/{offer_id}/pin", response_model=Offer)
+async def pin_offer(
+    offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> Offer:
+    """Pin one of the session's offers: every viewer sees it, with its price and units left."""
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    if offer is None or offer.live_session_id != live.id:
+        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
+    await _pin(session, hub, live, offer, user)
+    return Offer.model_validate(offer)
+
+
+@router.post("/live-sessions/{session_id}/unpin", status_code=status.HTTP_204_NO_CONTENT)
+async def unpin_offer(
+    live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> Response:
+    """Take the pinned offer down."""
+    await service.unpin(session, live=live)
+    _announce(session, hub, live, "pin", offer=None)
+    await _audit(session, user, "live.unpin", live)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Moderation
+
+
+@router.get("/live-sessions/{session_id}/sanctions", response_model=list[schemas.Sanction])
+async def list_sanctions(live: RunSession, session: SessionDep) -> list[schemas.Sanction]:
+    """The room's mutes and bans in force."""
+    rows = await service.sanctions(session, session_id=live.id)
+    return [schemas.Sanction.model_validate(r) for r in rows]
+
+
+async def _sanction(
+    kind: SanctionKind,
+    body: schemas.SanctionCreate,
+    live: LiveSession,
+    session: AsyncSession,
+    hub: Hub,
+    user: User,
+) -> schemas.Sanction:
+    row = await service.sanction(session, live=live, kind=kind, data=body, by=user)
+    until = row.until.isoformat() if row.until else None
+    _announce(session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until)
+    await _audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
+    return schemas.Sanction.model_validate(row)
+
+
+@router.post(
+    "/live-sessions/{session_id}/mutes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Sanction,
+)
+async def mute(
+    body: schemas.SanctionCreate,
+    live: RunSession,
+    session: SessionDep,
+    hub: RoomHub,
+    user: CurrentUser,
+) -> schemas.Sanction:
+    """Mute a user in the room: they may watch but not comment, for a while or the session."""
+    return await _sanction(SanctionKind.MUTE, body, live, session, hub, user)
+
+
+@router.post(
+    "/live-sessions/{session_id}/bans",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Sanction,
+)
+async def ban(
+    body: schemas.SanctionCreate,
+    live: RunSession,
+    session: SessionDep,
+    hub: RoomHub,
+    user: CurrentUser,
+) -> schemas.Sanction:
+    """Ban a user from the room: their sockets are closed and they may not come back."""
+    return await _sanction(SanctionKind.BAN, body, live, session, hub, user)
+
+
+async def _lift(
+    kind: SanctionKind, user_id: int, live: LiveSession, session: AsyncSession, hub: Hub, user: User
+) -> Response:
+    if not await service.lift(session, live=live, kind=kind, user_id=user_id):
+        raise NotFound(f"User {user_id} is not under a {kind.value} in this room.")
+    _announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
+    await _audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/live-sessions/{session_id}/mutes/{user_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def unmute(
+    user_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> Response:
+    """Lift a mute."""
+    return await _lift(SanctionKind.MUTE, user_id, live, session, hub, user)
+
+
+@router.delete("/live-sessions/{session_id}/bans/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def unban(
+    user_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> Response:
+    """Lift a ban."""
+    return await _lift(SanctionKind.BAN, user_id, live, session, hub, user)
+
+
+@router.delete("/live-sessions/{session_id}/comments/{seq}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_comment(
+    seq: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+) -> Response:
+    """Delete a comment: it leaves every screen and the record."""
+    await service.delete_comment(session, live=live, seq=seq)
+
+    async def forget() -> None:
+        await hub.broker.forget(live.id, seq)
+        await hub.publish(live.id, "moderation", {"action": "delete", "seq": seq})
+
+    after_commit(session, forget)
+    await _audit(session, user, "live.delete_comment", live, seq=seq)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Replay
+
+
+@router.get("/live-sessions/{session_id}/replay", response_model=schemas.Replay)
+async def replay(live: VisibleSession, session: SessionDep, user: OptionalUser) -> schemas.Replay:
+    """After the session: its comments, pins and purchases, by time from the stream's start
+    (those who run it may read it during the session too)."""
+    if live.status != SessionStatus.ENDED and not can_run(user, live, await shop_of(session, live)):
+        raise NotFound(f"The replay of live session {live.id} is ready once it ends.")
+    events = await service.replay(session, live=live)
+    return schemas.Replay(
+        session_id=live.id, started_at=live.started_at, ended_at=live.ended_at, events=events
+    )

@@ -1,0 +1,66 @@
+"""Which live session a request may reach, and the room hub."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts.deps import CurrentUser, OptionalUser
+from originlive.accounts.models import User
+from originlive.catalog import service as catalog
+from originlive.catalog.deps import RowId, can_manage
+from originlive.catalog.models import Shop, ShopStatus
+from originlive.db import SessionDep
+from originlive.errors import Forbidden, NotFound
+from originlive.live import service
+from originlive.live.models import LiveSession
+from originlive.live.rooms import Hub
+
+
+def get_hub(request: Request) -> Hub:
+    """This process's live rooms."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+RoomHub = Annotated[Hub, Depends(get_hub)]
+
+
+async def shop_of(session: AsyncSession, live: LiveSession) -> Shop:
+    """The session's shop (a foreign key keeps it)."""
+    shop = await catalog.get_shop(session, shop_id=live.shop_id)
+    assert shop is not None
+    return shop
+
+
+def can_run(user: User | None, live: LiveSession, shop: Shop) -> bool:
+    """The anchor runs the session; so do the shop's managers and operators."""
+    return user is not None and (user.id == live.anchor_id or can_manage(user, shop))
+
+
+async def get_visible_session(
+    session_id: RowId, session: SessionDep, user: OptionalUser
+) -> LiveSession:
+    """The session if its shop is approved or the caller runs it; else 404."""
+    live = await service.get_session(session, session_id=session_id)
+    if live is None:
+        raise NotFound(f"No live session {session_id}.")
+    shop = await shop_of(session, live)
+    if shop.status != ShopStatus.APPROVED and not can_run(user, live, shop):
+        raise NotFound(f"No live session {session_id}.")
+    return live
+
+
+async def get_run_session(
+    live: Annotated[LiveSession, Depends(get_visible_session)],
+    session: SessionDep,
+    user: CurrentUser,
+) -> LiveSession:
+    """The session if the caller is its anchor, manages its shop or is an operator; else 403."""
+    if not can_run(user, live, await shop_of(session, live)):
+        raise Forbidden(f"You do not run live session {live.id}.")
+    return live
+
+
+VisibleSession = Annotated[LiveSession, Depends(get_visible_session)]
+RunSession = Annotated[LiveSession, Depends(get_run_session)]

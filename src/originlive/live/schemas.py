@@ -1,0 +1,118 @@
+"""API shapes of live sessions, their moderation and their replay."""
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from originlive.live.models import SanctionKind, SessionStatus
+from originlive.orders.schemas import Id, Offer, OfferCreate
+
+Title = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LiveSessionCreate(_Input):
+    shop_id: Id
+    title: Title
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    cover_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")] | (
+        None
+    ) = None
+    scheduled_at: dt.datetime | None = Field(
+        default=None, description="When the anchor means to go live; buyers may ask a reminder."
+    )
+
+    @model_validator(mode="after")
+    def _aware(self) -> "LiveSessionCreate":
+        if self.scheduled_at is not None and self.scheduled_at.tzinfo is None:
+            raise ValueError("scheduled_at needs a time zone, e.g. 2026-11-24T20:00:00+08:00")
+        return self
+
+
+class LiveSessionUpdate(_Input):
+    title: Title | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    cover_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")] | (
+        None
+    ) = None
+    scheduled_at: dt.datetime | None = None
+
+
+class LiveSession(BaseModel):
+    """A session as anyone sees it."""
+
+    id: int
+    shop_id: int
+    shop_name: str
+    region_code: str = Field(description="The shop's region: where the goods come from.")
+    anchor_id: int
+    title: str
+    description: str
+    cover_url: str | None
+    scheduled_at: dt.datetime | None
+    status: SessionStatus
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    likes: int
+    reminders: int
+    pinned_offer: Offer | None
+    offers: list[Offer]
+    playback_url: str
+    room_url: str = Field(description="The room's WebSocket, relative to the platform.")
+
+
+class LiveSessionManaged(LiveSession):
+    """A session as its anchor and the shop's managers see it: with what to publish to."""
+
+    stream_key: str
+    ingest_url: str = Field(description="The RTMP server to paste into OBS, with stream_key.")
+
+
+class SessionOfferCreate(OfferCreate):
+    pin: bool = Field(default=False, description="Pin it in the room at once.")
+
+
+class SanctionCreate(_Input):
+    user_id: Id
+    minutes: Annotated[int, Field(strict=True, ge=1, le=60 * 24 * 30)] | None = Field(
+        default=None, description="How long; unset means for the rest of the session."
+    )
+
+
+class Sanction(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    session_id: int
+    user_id: int
+    kind: SanctionKind
+    until: dt.datetime | None
+    created_at: dt.datetime
+
+
+class Reminder(BaseModel):
+    session_id: int
+    title: str
+    status: SessionStatus
+    scheduled_at: dt.datetime | None
+
+
+class ReplayEvent(BaseModel):
+    offset_ms: int = Field(description="Milliseconds from the start of the stream.")
+    type: Literal["comment", "pin", "unpin", "purchase"]
+    data: dict[str, Any]
+
+
+class Replay(BaseModel):
+    session_id: int
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    events: list[ReplayEvent]
