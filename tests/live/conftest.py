@@ -66,7 +66,9 @@ async def stage_on(url: str) -> Stage:
             headers=merchant,
         )
         assert live.status_code == 201, live.text
-        started = await api.post(f"/api/v1/live-sessions/{live.json()['id']}/start", headers=merchant)
+        started = await api.post(
+            f"/api/v1/live-sessions/{live.json()['id']}/start", headers=merchant
+        )
         assert started.status_code == 200, started.text
     return Stage(url, merchant, int(live.json()["id"]), int(product.json()["skus"][0]["id"]))
 
@@ -100,9 +102,7 @@ class Watcher:
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]
 
-    async def wait_for(
-        self, check: Callable[["Watcher"], bool], timeout: float = 10
-    ) -> None:
+    async def wait_for(self, check: Callable[["Watcher"], bool], timeout: float = 10) -> None:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: check(self))
 

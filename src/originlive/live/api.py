@@ -382,7 +382,7 @@ async def delete_comment(
 
     async def forget() -> None:
         await hub.broker.forget(live.id, seq)
-        await hub.publish(live.id, "moderation", {"action": "delete", "seq": seq})
+        await hub.publish(live.id, "moderation", {"action": "delete", "comment_seq": seq})
 
     after_commit(session, forget)
     await _audit(session, user, "live.delete_comment", live, seq=seq)

@@ -283,7 +283,7 @@ class Hub:
                 task.add_done_callback(self._closing.discard)
         elif event["action"] == "delete":
             for row in self._comments:
-                if row["session_id"] == room.id and row["seq"] == event["seq"]:
+                if row["session_id"] == room.id and row["seq"] == event["comment_seq"]:
                     row["deleted_at"] = utcnow()
 
     # Viewers

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind, User
-from originlive.errors import problem_body
 from originlive.live.models import SanctionKind
 from originlive.live.rooms import Hub, Room, Viewer, frame
 
@@ -59,7 +58,7 @@ class LiveRoomRoute:
         try:
             await self._serve(int(match[1]), scope, receive, send)
         except _Refused as exc:
-            await _refuse(scope, send, exc.status, exc.detail)
+            await _refuse(send, exc.status, exc.detail)
 
     async def _serve(self, session_id: int, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = self.state.hub
@@ -183,14 +182,11 @@ def _same_origin(scope: Scope) -> bool:
     return origin is not None and host is not None and urlsplit(origin).netloc == host
 
 
-async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
-    """Answer the handshake with a problem body where the server can (else a plain 403)."""
-    if "websocket.http.response" in scope.get("extensions", {}):
-        titles = {401: "Not authenticated", 403: "Forbidden", 404: "Not found"}
-        slug = titles[status].lower().replace(" ", "-")
-        body = pydantic_core.to_json(problem_body(status, titles[status], detail, slug=slug))
-        headers = [(b"content-type", b"application/problem+json")]
-        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    """Accept, say why not, and close with 4000 + the HTTP status (4401, 4403, 4404): a
+    browser's WebSocket shows the close code and reason, never a refused handshake's status."""
+    await send({"type": "websocket.accept"})
+    code = {401: "not_authenticated", 403: "forbidden", 404: "not_found"}[status]
+    error = {"type": "error", "code": code, "detail": detail}
+    await send({"type": "websocket.send", "text": pydantic_core.to_json(error).decode()})
+    await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})
