@@ -266,6 +266,8 @@ async def measure(
         "client_processes": processes,
         "client_cpu_s": round(client_cpu, 2),
         "machine_busy_pct": round(100 * busy / max(1, total), 1),
+        # CPU the machine spent beside the server and the client: other work disturbing it
+        "other_cpu_s": round(busy / _TICK - server_cpu - client_cpu, 2) if server_pid else None,
         "poster_received": sock.comments,
         "other_frames": _merge([d["other_frames"] for d in dones]),
         "poster_other_frames": dict(poster_tally.types),
@@ -277,8 +279,8 @@ async def measure(
         result["errors"] = errors
     if closes:
         result["closes"] = closes
-    odd = {k: v for k, v in poster_tally.samples.items() if k not in ("state", "comment")}
-    if odd:  # what the poster was told besides the room's events: errors, most likely
+    odd = {k: v for k, v in poster_tally.samples.items() if k == "error"}
+    if odd:  # what the server said to the poster's comments
         result["poster_samples"] = {k: v.decode("utf-8", "replace") for k, v in odd.items()}
     seen: dict[str, str] = {}
     for d in dones:
@@ -395,6 +397,9 @@ async def main() -> None:
     parser.add_argument("--server-pid", type=int, help="with --attach: for memory and CPU")
     args = parser.parse_args()
     raise_nofile_limit()
+    before = _machine()
+    await asyncio.sleep(1)
+    busy, total = (a - b for a, b in zip(_machine(), before, strict=True))
     if args.viewers:
         scenarios = [(args.viewers, args.events_per_s)]
     else:
@@ -416,6 +421,8 @@ async def main() -> None:
         "benchmark": "fanout",
         "cores": os.cpu_count(),
         "seconds": args.seconds,
+        # the machine's busy share in the second before: anything else running skews the figures
+        "machine_busy_before_pct": round(100 * busy / max(1, total), 1),
         "scenarios": results,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))

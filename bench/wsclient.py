@@ -115,7 +115,7 @@ class Socket(asyncio.Protocol):
         self._buf = b""
         self._open = False
         self.transport: asyncio.Transport | None = None
-        # Resolved with True on the first frame (the room's state), False if refused or lost.
+        # Resolved with True on a first frame that is the room's state, else False.
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.comments = 0  # measured comments received
         self.frames = 0  # every data frame received
@@ -228,8 +228,10 @@ class Socket(asyncio.Protocol):
         tally.types[kind] += 1
         if kind not in tally.samples:
             tally.samples[kind] = payload[:600]
-        if not self.ready.done():
-            self.ready.set_result(True)
+        if not self.ready.done():  # the first frame: the room's state, or why not
+            if kind != "state":
+                tally.errors[f"first frame: {payload[:300].decode('utf-8', 'replace')}"] += 1
+            self.ready.set_result(kind == "state")
 
     def _fail(self, reason: str) -> None:
         self._tally.errors[reason] += 1

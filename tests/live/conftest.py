@@ -138,3 +138,6 @@ def join() -> Callable[..., Any]:
 
 
 Waiter = Callable[..., Awaitable[None]]
+
+
+from tests.orders.conftest import market  # noqa: E402, F401 - the orders tests' shop, reused

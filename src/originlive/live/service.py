@@ -192,7 +192,7 @@ async def reminder_counts(session: AsyncSession, session_ids: Iterable[int]) -> 
         .where(LiveReminder.session_id.in_(set(session_ids)))
         .group_by(LiveReminder.session_id)
     )
-    return {session_id: count for session_id, count in rows.tuples()}
+    return {session_id: count for session_id, count in rows}
 
 
 async def reminders_of(session: AsyncSession, *, user: User) -> Sequence[LiveSession]:
@@ -329,7 +329,7 @@ async def room_of_offers(session: AsyncSession, offer_ids: Iterable[int]) -> dic
     rows = await session.execute(
         select(FlashOffer.id, FlashOffer.live_session_id).where(FlashOffer.id.in_(set(offer_ids)))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def remaining(session: AsyncSession, offer_ids: Iterable[int]) -> dict[int, int]:
@@ -337,7 +337,7 @@ async def remaining(session: AsyncSession, offer_ids: Iterable[int]) -> dict[int
     rows = await session.execute(
         select(FlashOffer.id, FlashOffer.remaining).where(FlashOffer.id.in_(set(offer_ids)))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def county_names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
@@ -347,13 +347,13 @@ async def county_names(session: AsyncSession, codes: Iterable[str]) -> dict[str,
         select(Region.code, Region.path).where(Region.code.in_(set(codes)))
     )
     county = {}
-    for code, path in paths.tuples():
+    for code, path in paths:
         parts = path.strip("/").split("/")
         county[code] = parts[depth] if len(parts) > depth else code
     names = await session.execute(
         select(Region.code, Region.name).where(Region.code.in_(set(county.values())))
     )
-    name = dict(names.tuples().all())
+    name = dict(names.all())
     return {code: name.get(c, c) for code, c in county.items()}
 
 
@@ -376,7 +376,7 @@ async def replay(session: AsyncSession, *, live: LiveSession) -> list[schemas.Re
         .order_by(LiveComment.seq)
         .limit(MAX_REPLAY_EVENTS)
     )
-    for seq, user_id, author, text, at in comments.tuples():
+    for seq, user_id, author, text, at in comments:
         user = {"id": user_id, "name": author}
         events.append((at, "comment", {"seq": seq, "user": user, "text": text}))
     pins = await session.execute(
@@ -384,7 +384,7 @@ async def replay(session: AsyncSession, *, live: LiveSession) -> list[schemas.Re
         .join(FlashOffer, FlashOffer.id == LivePin.offer_id)
         .where(LivePin.session_id == live.id)
     )
-    for offer_id, pinned_at, unpinned_at, title in pins.tuples():
+    for offer_id, pinned_at, unpinned_at, title in pins:
         events.append((pinned_at, "pin", {"offer_id": offer_id, "title": title}))
         if unpinned_at is not None:
             events.append((unpinned_at, "unpin", {"offer_id": offer_id}))
@@ -402,7 +402,7 @@ async def replay(session: AsyncSession, *, live: LiveSession) -> list[schemas.Re
         .order_by(Order.id)
         .limit(MAX_REPLAY_EVENTS)
     )
-    purchases = bought.tuples().all()
+    purchases = bought.all()
     counties = await county_names(session, {p[1] for p in purchases})
     for at, code, title, quantity, bought_offer in purchases:
         county = counties.get(code, code)
