@@ -63,6 +63,7 @@ class Viewer:
         "_wake",
         "_writer",
         "dropped",
+        "lagging",
         "likes",
         "name",
         "queue",
@@ -79,7 +80,10 @@ class Viewer:
         name: str | None,
         transport: asyncio.Transport | None,
         send: Callable[[dict[str, Any]], Awaitable[None]],
+        lagging: set["Viewer"] | None = None,
     ) -> None:
+        # The hub's viewers with frames waiting, whose sockets it drains every 50 ms.
+        self.lagging = lagging if lagging is not None else set()
         self.user_id = user_id
         self.name = name
         self.transport = transport
@@ -110,6 +114,8 @@ class Viewer:
         if len(self.queue) == QUEUE:
             self.dropped += 1
         self.queue.append(item)
+        if self.transport is not None:
+            self.lagging.add(self)
 
     def flush(self) -> None:
         """Write what waits, as far as the socket's buffer allows."""
@@ -118,6 +124,8 @@ class Viewer:
             return
         while self.queue and transport.get_write_buffer_size() <= HIGH_WATER:
             transport.write(self.queue.popleft())
+        if not self.queue or transport.is_closing():
+            self.lagging.discard(self)
 
     async def open(self, state: bytes, after_seq: int) -> None:
         """Send the room's state, then what was published since (not what the state holds)."""
@@ -140,6 +148,7 @@ class Viewer:
                 await self.send({"type": "websocket.send", "text": self.queue.popleft().decode()})
 
     def close(self) -> None:
+        self.lagging.discard(self)
         if self._writer is not None:
             self._writer.cancel()
 
@@ -234,6 +243,7 @@ class Hub:
         self._counties: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self.lagging: set[Viewer] = set()
 
     async def start(self) -> None:
         await self.broker.start(self.deliver)
@@ -347,10 +357,8 @@ class Hub:
             self.rooms.pop(room.id, None)
 
     async def _flush_viewers(self) -> None:
-        for room in self.rooms.values():
-            for viewer in room.viewers:
-                if viewer.queue:
-                    viewer.flush()
+        for viewer in list(self.lagging):
+            viewer.flush()
 
     # What viewers say
 

@@ -74,6 +74,7 @@ class LiveRoomRoute:
             name=user.display_name if user else None,
             transport=_transport(send),
             send=send,
+            lagging=hub.lagging,
         )
         room = await hub.join(room, viewer)
         try:
