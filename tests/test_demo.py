@@ -12,7 +12,7 @@ from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
 async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
     made = await seed_session(db)
     await db.commit()
-    assert len(made) == len(SHOPS) + 1
+    assert len(made) == len(SHOPS) + 2
     statuses = set(await db.scalars(select(Shop.status)))
     assert statuses == {ShopStatus.APPROVED}
     # Every approval was an operator's, and logged.
@@ -43,6 +43,10 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
     offer_id = int(made[-1].split()[2].rstrip(":"))
     offer = (await client.get(f"/api/v1/offers/{offer_id}")).json()
     assert offer["remaining"] == 500 and offer["price_cents"] == 2990
+    # It is pinned in the kiwi co-operative's room, which is live; its next one is tomorrow.
+    feed = (await client.get("/api/v1/live-sessions")).json()
+    assert [s["status"] for s in feed["items"]] == ["live", "scheduled"]
+    assert feed["items"][0]["pinned_offer"]["id"] == offer_id
     order = await client.post(
         "/api/v1/orders",
         json={

@@ -7,6 +7,7 @@ their codes are the National Bureau of Statistics' own. Every demo account has t
 
 import datetime as dt
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from originlive.accounts.models import Role, User
 from originlive.catalog import schemas
 from originlive.catalog import service as catalog
 from originlive.db import create_engine, create_sessionmaker, utcnow
+from originlive.live import service as live
+from originlive.live.schemas import LiveSessionCreate
+from originlive.orders import service as orders
 from originlive.orders import stock
 from originlive.regions import service as regions
 from originlive.settings import Settings
@@ -280,10 +284,33 @@ async def seed_session(session: AsyncSession) -> list[str]:
         await catalog.approve_shop(session, shop=shop, operator=operator)
         for product in demo.products:
             data = schemas.ProductCreate.model_validate(product)
-            listed.append(await catalog.create_product(session, shop=shop, actor=owner, data=data))
+            made_product = await catalog.create_product(session, shop=shop, actor=owner, data=data)
+            listed.append((made_product, shop, owner))
         made.append(f"{shop.name} ({demo.owner_email}): {len(demo.products)} products")
-    # A flash offer on the kiwis, as the co-operative would pin it in a live session.
-    kiwi = next(p for p in listed if p.title.startswith("徐香猕猴桃")).skus[0]
+    # The kiwi co-operative is live, with a flash offer on its kiwis pinned in the room, and
+    # has its next session scheduled.
+    kiwi_product, grove, grower = next(x for x in listed if x[0].title.startswith("徐香猕猴桃"))
+    kiwi = kiwi_product.skus[0]
+    room = await live.create_session(
+        session,
+        shop=grove,
+        anchor=grower,
+        data=LiveSessionCreate(
+            shop_id=grove.id, title="徐香猕猴桃开园 现摘现发", description="果园里直播采摘"
+        ),
+    )
+    await live.start(session, live=room)
+    upcoming = await live.create_session(
+        session,
+        shop=grove,
+        anchor=grower,
+        data=LiveSessionCreate(
+            shop_id=grove.id,
+            title="猕猴桃冷库参观",
+            scheduled_at=utcnow().replace(microsecond=0) + timedelta(days=1),
+        ),
+    )
+    made.append(f"live session {room.id} is live; session {upcoming.id} is tomorrow")
     conn = await session.connection()
     offer_id = await conn.run_sync(
         lambda sync: stock.open_offer(
@@ -293,10 +320,13 @@ async def seed_session(session: AsyncSession) -> list[str]:
             quantity=500,
             per_buyer_limit=2,
             ends_at=None,
-            live_session_id=None,
+            live_session_id=room.id,
             now=utcnow(),
         )
     )
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    assert offer is not None
+    await live.pin(session, live=room, offer=offer)
     made.append(f"flash offer {offer_id}: 500 x {kiwi.name} kiwis at ¥29.90, 2 per buyer")
     return made
 
