@@ -320,6 +320,16 @@ class Hub:
         return await asyncio.shield(loading)
 
     async def _load(self, session_id: int) -> Room | None:
+        # An event published while the database was read would be missed (the room is not
+        # here yet to observe it): read again if the room's number moved meanwhile.
+        for _ in range(3):
+            before, _ = await self.broker.recent(session_id)
+            room = await self._read(session_id)
+            if room is None or (await self.broker.recent(session_id))[0] == before:
+                break
+        return room
+
+    async def _read(self, session_id: int) -> Room | None:
         async with self._sessionmaker() as session:
             live = await service.get_session(session, session_id=session_id)
             if live is None:
