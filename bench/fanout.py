@@ -276,6 +276,7 @@ async def measure(
         "server_cpu_per_s": round(server_cpu / window, 2) if server_pid else None,
         "client_processes": processes,
         "client_cpu_s": round(client_cpu, 2),
+        "client_cpu_user_s": round(sum(d["cpu_user_s"] for d in dones), 2),
         "machine_busy_pct": round(100 * busy_share, 1),
         # All cores' CPU seconds: softirq is loopback TCP, charged to no process; the rest
         # beyond the server's and the client's is other work on the machine, skewing figures.

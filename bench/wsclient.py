@@ -315,7 +315,7 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
     sockets = await connect_many(url, count, tally, in_flight=in_flight)
     connect_s = time.monotonic() - started
     conn.send(("ready", {"connected": len(sockets), "connect_s": connect_s, **_errors(tally)}))
-    cpu = time.process_time()
+    cpu = os.times()
     while True:
         # A thread waits on the pipe: the loop's reader would make it non-blocking for sends.
         message = await asyncio.to_thread(conn.recv)
@@ -324,7 +324,7 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
             for s in sockets:
                 s.comments = s.frames = 0
                 s.counting = True
-            cpu = time.process_time()
+            cpu = os.times()
             conn.send(("counting",))
         elif message[0] == "stop":
             _, events, drain_s = message
@@ -332,7 +332,8 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
             expected = events * len(sockets)
             while sum(s.comments for s in sockets) < expected and loop.time() < deadline:
                 await asyncio.sleep(0.05)
-            cpu = time.process_time() - cpu
+            now = os.times()
+            user, system = now.user - cpu.user, now.system - cpu.system
             for s in sockets:
                 s.counting = False
             per_viewer = [s.comments for s in sockets]
@@ -351,7 +352,8 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
                         "dropped": tally.dropped,
                         "last_delivery": tally.last_delivery,
                         "latencies": array("d", tally.latencies).tobytes(),
-                        "cpu_s": cpu,
+                        "cpu_s": user + system,
+                        "cpu_user_s": user,
                         **_errors(tally),
                     },
                 )
