@@ -332,12 +332,11 @@ class Hub:
     async def _read(self, session_id: int) -> Room | None:
         async with self._sessionmaker() as session:
             live = await service.get_session(session, session_id=session_id)
-            if live is None:
-                return None
+            if live is None or not await service.is_public(session, live=live):
+                return None  # as the API, the rooms of a shop not yet approved are not there
             pinned = None
             if live.pinned_offer_id is not None:
-                offer = await _offer_view(session, live.pinned_offer_id)
-                pinned = offer
+                pinned = await _offer_view(session, live.pinned_offer_id)
             room = Room(
                 id=live.id,
                 status=live.status.value,

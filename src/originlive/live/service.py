@@ -417,6 +417,7 @@ async def replay(session: AsyncSession, *, live: LiveSession) -> list[schemas.Re
     ]
 
 
-def is_open(live: LiveSession) -> bool:
-    """Whether the room takes comments: before and during the stream."""
-    return live.status != SessionStatus.ENDED
+async def is_public(session: AsyncSession, *, live: LiveSession) -> bool:
+    """Whether anyone may see the session: its shop is approved."""
+    shop_status = await session.scalar(select(Shop.status).where(Shop.id == live.shop_id))
+    return shop_status == ShopStatus.APPROVED
