@@ -4,33 +4,42 @@ For each scenario, starts ``originlive serve`` (one process) on a fresh embedded
 (SQLite; the comment rate limit lifted with ``ORIGINLIVE_COMMENT_LIMIT``), opens a shop and
 starts a live session, then connects ``viewers`` anonymous WebSockets to the room
 (``/ws/live/{id}``; at most ``--in-flight`` handshakes at once; each must receive its first
-frame, the room's state) and one poster, a buyer with a token. After ``--warmup`` seconds of
-unmeasured comments the poster sends ``events_per_s`` comments a second for ``--seconds``
-seconds, evenly spaced on the event loop's clock, each with its send time in its text
-(``~t=<time.time()>~``). Every viewer finds that marker in the frame's bytes and records
-receive time - send time: that is the delivery latency, the server's queueing and the client's
-own included (one machine, one clock). Then the bench waits (at most ``--drain`` seconds)
-until every viewer has every comment, and counts what did not arrive.
+frame, the room's state) and one poster, a buyer with a token. The poster sends
+``events_per_s`` comments a second, evenly spaced on the event loop's clock: ``--warmup``
+seconds unmeasured, then, on the same schedule, ``--seconds`` measured ones, each with its
+send time in its text (``~t=<time.time()>~``). Every viewer finds that marker in the frame's
+bytes and records receive time - send time: the delivery latency, the server's queueing and
+the client's own included (one machine, one clock). Then the bench waits (at most
+``--drain`` seconds) until every viewer has every comment, and counts what did not arrive.
 
 The viewers are a raw asyncio client (``bench/wsclient.py``, on uvloop): a client built on
 the ``websockets`` library costs more CPU per frame than the server, and the load generator
 shares the machine (two cores) with the server. They run in ``--client-processes`` processes
-(default 1: the server is one process, so one core is the client's); the poster runs in the
-bench's own process. Latencies are kept for every delivery unless ``--sample-every k``.
+(default 1: the server is one process, so one core is the client's; 2 measured no better,
+and worse at 10,000 viewers), the poster in the bench's own. On loopback the client's CPU
+is about the server's (a ``recv`` and an ACK per frame, ~8 µs, two-thirds of it the
+kernel's). ``--probe-every k`` makes only every k-th viewer read at once and record
+latencies, the others read every ``--sweep-ms``: the client then costs less than half as
+much, but here the server's CPU per delivery rose by 15-25 % (most likely the unread
+sockets' delayed ACKs, sent from timers on its core) and its p99 with it, so all viewers
+are probes by default. Latencies are kept for every delivery unless ``--sample-every k``.
 
 Per scenario, one JSON object: viewers, events/s, deliveries and deliveries/s (deliveries
 over the sending time, or until the last delivery if that came later), deliveries lost,
 p50/p90/p99/p99.9/max latency, the server's memory (VmRSS before the viewers, with them,
-at the end; VmHWM) and CPU seconds (from /proc), the client's CPU seconds, the machine's
-busy share, the other frames viewers got by type, and errors or close codes if any.
+at the end; VmHWM, its peak since start-up) and CPU seconds (from /proc), the client's CPU
+seconds, all cores' CPU by kind and what went to other work on the machine (anything else
+running skews the figures: ``machine_busy_before_pct`` and ``other_cpu_s`` say so), the other
+frames viewers got by type, and errors or close codes if any.
 
     python bench/fanout.py [--seconds 10] [--client-processes 1]
     python bench/fanout.py --viewers 2000 --events-per-s 50 [--seconds 10]
 
 By default both scenarios of the issue: 2,000 viewers at 50 comments/s (100,000
-deliveries/s; target p99 <= 50 ms) and 10,000 viewers at 10/s (target p99 <= 150 ms).
-``--attach ws://HOST:PORT/ws/live/ID --token TOKEN [--server-pid PID]`` measures a room of a
-server that is already running instead (its memory and CPU only with its pid).
+deliveries/s; target p99 <= 50 ms) and 10,000 viewers at 10/s (target p99 <= 150 ms), each on
+a fresh server process. ``--attach ws://HOST:PORT/ws/live/ID --token TOKEN [--server-pid PID]``
+measures a room of a server that is already running instead (its memory and CPU only with
+its pid).
 """
 
 import argparse
@@ -45,6 +54,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -122,37 +132,46 @@ def _busy(since: dict[str, int]) -> tuple[dict[str, float], float]:
 class _Poster:
     """The commenting buyer: sends on an even schedule, samples the server's memory."""
 
-    def __init__(self, sock: Socket, tally: Tally, server_pid: int | None) -> None:
-        self.sock, self.tally, self.server_pid = sock, tally, server_pid
+    def __init__(self, sock: Socket, server_pid: int | None) -> None:
+        self.sock, self.server_pid = sock, server_pid
         self.peak_rss_mb = 0.0
 
-    async def post(self, rate: float, seconds: float, *, measured: bool) -> tuple[int, float]:
-        """Comments sent, and the seconds from the first send to the scheduled end (or to the
-        last send if that was later)."""
+    async def post(
+        self, rate: float, warmup: float, seconds: float, measuring: Callable[[], None]
+    ) -> tuple[int, float]:
+        """Post for ``warmup`` seconds, call ``measuring`` and post for ``seconds`` more on the
+        same schedule (a pause would let the machine idle, and the first measured second pay
+        for waking it). The measured comments sent, and the seconds from the first of them to
+        the scheduled end (or to the last send if that was later)."""
         loop = asyncio.get_running_loop()
-        total = round(rate * seconds)
-        start = loop.time()
+        unmeasured, total = round(rate * warmup), round(rate * seconds)
+        start = measured_from = loop.time()
         next_sample = start
-        for i in range(total):
+        for i in range(unmeasured + total):
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if i == unmeasured:
+                measuring()
+                measured_from = loop.time()
             now = time.time()
-            text = f"~t={now:.6f}~" if measured else f"~w={now:.6f}~"
+            text = f"~t={now:.6f}~" if i >= unmeasured else f"~w={now:.6f}~"
             self.sock.send_text(json.dumps({"type": "comment", "text": text}))
             if self.server_pid and loop.time() >= next_sample:
                 self.peak_rss_mb = max(self.peak_rss_mb, _status_mb(self.server_pid, "VmRSS"))
                 next_sample += 0.25
-        return total, max(seconds, loop.time() - start)
+        if total == 0:
+            measuring()
+        return total, max(seconds, loop.time() - measured_from)
 
 
 def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def _percentile(ordered: list[float], q: float) -> float:
+def _percentile(ordered: list[float], q: float) -> float | None:
     if not ordered:
-        return float("nan")
+        return None
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
@@ -180,13 +199,23 @@ async def measure(
     processes = max(1, min(args.client_processes, viewers))
     pipes: list[Connection] = []
     children = []
+    # A quiet viewer is read when about four comments wait for it (between 50 and 500 ms).
+    sweep_s = args.sweep_ms / 1000 if args.sweep_ms else min(0.5, max(0.05, 4 / rate))
     rss_idle = _status_mb(server_pid, "VmRSS") if server_pid else None
     started = time.monotonic()
     for share in _split(viewers, processes):
         mine, theirs = context.Pipe()
         child = context.Process(
             target=viewer_process,
-            args=(theirs, ws_url, share, max(1, args.in_flight // processes), args.sample_every),
+            args=(
+                theirs,
+                ws_url,
+                share,
+                max(1, args.in_flight // processes),
+                args.sample_every,
+                args.probe_every,
+                sweep_s,
+            ),
             daemon=True,
         )
         child.start()
@@ -199,34 +228,48 @@ async def measure(
         connected = sum(r["connected"] for r in readies)
         rss_connected = _status_mb(server_pid, "VmRSS") if server_pid else None
 
+        if connected == 0:
+            raise RuntimeError(f"no viewer got in: {_merge([r['errors'] for r in readies])}")
         poster_tally = Tally()
-        sock = await connect(f"{ws_url}?token={token}", poster_tally)
-        poster = _Poster(sock, poster_tally, server_pid)
-        if args.warmup > 0:
-            await poster.post(rate, args.warmup, measured=False)
-            await asyncio.sleep(0.5)
+        try:
+            sock = await connect(f"{ws_url}?token={token}", poster_tally)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            why = dict(poster_tally.errors) | dict(poster_tally.closes)
+            raise RuntimeError(f"the poster did not get in: {exc!r} {why}") from exc
+        poster = _Poster(sock, server_pid)
         for p in pipes:
             p.send(("go",))
         await asyncio.gather(*(_recv(p) for p in pipes))  # each has reset its counts
         poster_tally.reset()
         sock.comments = sock.frames = 0
         sock.counting = True
+        start: dict[str, Any] = {}
 
-        server_cpu = _cpu_s(server_pid) if server_pid else 0.0
-        own_cpu = time.process_time()
-        machine = _machine()
-        t0 = time.time()
-        sent, post_s = await poster.post(rate, args.seconds, measured=True)
+        def measuring() -> None:
+            for p in pipes:
+                p.send(("mark",))  # CPU from now; the counts ignore warm-up comments anyway
+            poster_tally.types.clear()
+            start.update(
+                server_cpu=_cpu_s(server_pid) if server_pid else 0.0,
+                own_cpu=time.process_time(),
+                machine=_machine(),
+                t0=time.time(),
+            )
+
+        sent, post_s = await poster.post(rate, args.warmup, args.seconds, measuring)
         for p in pipes:
             p.send(("stop", sent, args.drain))
         dones = [m[1] for m in await asyncio.gather(*(_recv(p) for p in pipes))]
-        machine_cpu, busy_share = _busy(machine)
-        server_cpu = _cpu_s(server_pid) - server_cpu if server_pid else 0.0
-        own_cpu = time.process_time() - own_cpu
+        machine_cpu, busy_share = _busy(start["machine"])
+        server_cpu = _cpu_s(server_pid) - start["server_cpu"] if server_pid else 0.0
+        own_cpu = time.process_time() - start["own_cpu"]
+        t0 = start["t0"]
         rss_end = _status_mb(server_pid, "VmRSS") if server_pid else None
         hwm = _status_mb(server_pid, "VmHWM") if server_pid else None
         sock.close()
     finally:
+        for p in pipes:
+            p.close()  # a viewer process still waiting for orders ends at once
         for child in children:
             child.join(timeout=10)
             if child.is_alive():
@@ -256,6 +299,8 @@ async def measure(
         "min_per_viewer": min((d["min_per_viewer"] for d in dones), default=0),
         "max_per_viewer": max((d["max_per_viewer"] for d in dones), default=0),
         "viewers_dropped": sum(d["dropped"] for d in dones),
+        "probes": sum(r["probes"] for r in readies),
+        "quiet_sweep_ms": round(sweep_s * 1000) if args.probe_every > 1 else None,
         "latency_samples": len(latencies),
         "latency_sampled_every": args.sample_every,
         "p50_ms": _percentile(latencies, 0.50),
@@ -278,20 +323,19 @@ async def measure(
         "client_cpu_s": round(client_cpu, 2),
         "client_cpu_user_s": round(sum(d["cpu_user_s"] for d in dones), 2),
         "machine_busy_pct": round(100 * busy_share, 1),
-        # All cores' CPU seconds: softirq is loopback TCP, charged to no process; the rest
-        # beyond the server's and the client's is other work on the machine, skewing figures.
+        # All cores' CPU seconds by kind (softirq: mostly loopback TCP, charged to whichever
+        # process was on the core); what the server and the client did not use went to other
+        # work on the machine, which skews the figures.
         "machine_cpu_s": machine_cpu,
         "other_cpu_s": (
-            round(
-                sum(machine_cpu.values()) - machine_cpu.get("softirq", 0) - server_cpu - client_cpu,
-                2,
-            )
-            if server_pid
-            else None
+            round(sum(machine_cpu.values()) - server_cpu - client_cpu, 2) if server_pid else None
         ),
         "poster_received": sock.comments,
-        "other_frames": _merge([d["other_frames"] for d in dones]),
-        "poster_other_frames": dict(poster_tally.types),
+        # frames other than comments (a few warm-up comments may still arrive: not counted)
+        "other_frames": {
+            k: v for k, v in _merge([d["other_frames"] for d in dones]).items() if k != "comment"
+        },
+        "poster_other_frames": {k: v for k, v in poster_tally.types.items() if k != "comment"},
     }
     errors = _merge([r["errors"] for r in readies] + [d["errors"] for d in dones])
     errors.update({f"poster: {k}": v for k, v in poster_tally.errors.items()})
@@ -394,7 +438,8 @@ def _targets(figures: dict[str, Any]) -> None:
         if figures["viewers"] == viewers and figures["events_per_s_target"] == rate:
             figures["target_p99_ms"] = p99
             figures["target_met"] = bool(
-                figures["p99_ms"] <= p99
+                figures["p99_ms"] is not None
+                and figures["p99_ms"] <= p99
                 and figures["lost"] == 0
                 and figures["deliveries_per_s"] >= 0.99 * viewers * rate
             )
@@ -411,7 +456,17 @@ async def main() -> None:
     parser.add_argument("--drain", type=float, default=10.0, help="longest wait for stragglers")
     parser.add_argument("--client-processes", type=int, default=1, help="viewer processes")
     parser.add_argument("--in-flight", type=int, default=500, help="handshakes at once")
-    parser.add_argument("--sample-every", type=int, default=1, help="keep every k-th latency")
+    parser.add_argument(
+        "--probe-every",
+        type=int,
+        default=1,
+        help="every k-th viewer a probe (read at once, latencies), the rest quiet (read "
+        "every --sweep-ms); 1: all probes",
+    )
+    parser.add_argument("--sweep-ms", type=float, help="how often quiet viewers are read")
+    parser.add_argument(
+        "--sample-every", type=int, default=1, help="keep a probe's every k-th latency"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data dir and server logs")
     parser.add_argument("--attach", metavar="WS_URL", help="a running server's room instead")
     parser.add_argument("--token", help="with --attach: the poster's bearer token")

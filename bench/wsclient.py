@@ -3,27 +3,39 @@
 A client built on the ``websockets`` library spends more CPU per received frame than the
 server spends sending it, so on two cores it would measure itself. This one does only what
 the bench needs (RFC 6455, client side): the HTTP Upgrade handshake by hand (no extensions
-offered, so frames come uncompressed), frames parsed in ``data_received`` from their 2-, 4-
-or 10-byte header without decoding JSON, masked text frames out, pong to ping, close echoed.
+offered, so frames come uncompressed), frames parsed from their 2-, 4- or 10-byte header
+without decoding JSON, masked frames out, pong to ping, close echoed.
 
 A measured comment carries its send time in its text as ``~t=<time.time()>~``; a receiver
-finds that marker in the frame's bytes and records ``receive time - send time``. Any other
-frame is counted by its ``"type"``. :func:`viewer_process` runs a share of the viewers in a
-process of its own and answers the bench over a pipe.
+finds that marker in the frame's bytes. Any other frame is counted by its ``"type"``.
+
+Viewers are of two kinds. A *probe* is an ``asyncio.Protocol`` read by the event loop as
+soon as a frame arrives; it records each comment's delivery latency (receive time - send
+time). A *quiet* viewer is a plain non-blocking socket that a :class:`Sweeper` reads every
+few tens of milliseconds, several frames a ``recv``: it counts what it gets and answers pings
+but records no latency. On loopback the receiving side's kernel work (a ``recv`` and an ACK
+per read, about 6 µs here) costs more than the Python (about 2 µs a frame), so quiet viewers
+make the client far cheaper; but the server then paid more per delivery here (most likely
+the unread sockets' delayed ACKs, sent from timers armed on the server's core; see
+``fanout.py``).
+:func:`viewer_process` runs a share of the viewers in a process of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import resource
+import select
+import socket
 import time
 from array import array
 from collections import Counter
 from multiprocessing.connection import Connection
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -88,8 +100,16 @@ class Tally:
         self.dropped = 0
 
 
+class _Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
 class Socket(asyncio.Protocol):
-    """One client WebSocket: a viewer, or the poster when its URL carries a token."""
+    """One client WebSocket: a viewer, or the poster when its URL carries a token. Its bytes
+    come from the event loop (a probe) or from a :class:`Sweeper` (a quiet viewer)."""
 
     __slots__ = (
         "_buf",
@@ -100,11 +120,14 @@ class Socket(asyncio.Protocol):
         "comments",
         "counting",
         "frames",
+        "measure",
         "ready",
         "transport",
     )
 
-    def __init__(self, host: str, port: int, target: str, tally: Tally) -> None:
+    def __init__(
+        self, host: str, port: int, target: str, tally: Tally, *, measure: bool = True
+    ) -> None:
         self._key = base64.b64encode(os.urandom(16))
         self._request = (
             f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -114,7 +137,8 @@ class Socket(asyncio.Protocol):
         self._tally = tally
         self._buf = b""
         self._open = False
-        self.transport: asyncio.Transport | None = None
+        self.transport: _Transport | None = None
+        self.measure = measure  # record latencies (read as soon as frames arrive)
         # Resolved with True on a first frame that is the room's state, else False.
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.comments = 0  # measured comments received
@@ -124,7 +148,7 @@ class Socket(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = cast(_Transport, transport)
         self.transport.write(self._request)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -174,10 +198,11 @@ class Socket(asyncio.Protocol):
                 i = data.find(MARK, start, stop)
                 if i >= 0:
                     self.comments += 1
-                    tally.last_delivery = now
-                    if self.comments % tally.sample_every == 0:
-                        j = data.find(_END, i + 3, stop)
-                        tally.latencies.append(now - float(data[i + 3 : j]))
+                    if self.measure:
+                        tally.last_delivery = now
+                        if self.comments % tally.sample_every == 0:
+                            j = data.find(_END, i + 3, stop)
+                            tally.latencies.append(now - float(data[i + 3 : j]))
                 else:
                     self._other(data[start:stop])
                 if b0 & 0x80 == 0:
@@ -253,36 +278,146 @@ class Socket(asyncio.Protocol):
         self.send(8, (1000).to_bytes(2, "big"))
 
 
-async def connect(url: str, tally: Tally, *, timeout: float = 30) -> Socket:
-    """One open socket that has received its first frame; raises if refused or too slow."""
+class _RawTransport:
+    """What a quiet viewer's :class:`Socket` writes to: its plain socket, read by a sweeper."""
+
+    def __init__(self, sock: socket.socket, sweeper: Sweeper, proto: Socket) -> None:
+        self.sock, self.sweeper, self.proto = sock, sweeper, proto
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.sock.send(data)  # a handshake or a control frame: far below the buffer
+        except OSError:
+            self.abort()
+
+    def is_closing(self) -> bool:
+        return self.sock.fileno() < 0
+
+    def close(self) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.sweeper.forget(self.sock)
+            self.sock.close()
+            self.proto.connection_lost(None)
+
+
+class Sweeper:
+    """Reads the quiet viewers' sockets every ``interval`` seconds: one epoll poll, then one
+    ``recv`` per readable socket, in slices that let the event loop serve the probes between."""
+
+    SLICE = 128  # sockets read before the event loop gets a turn
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._epoll = select.epoll()
+        self._sockets: dict[int, tuple[socket.socket, Socket]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, sock: socket.socket, proto: Socket) -> None:
+        self._sockets[sock.fileno()] = (sock, proto)
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def forget(self, sock: socket.socket) -> None:
+        if self._sockets.pop(sock.fileno(), None) is not None:
+            self._epoll.unregister(sock.fileno())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._epoll.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            ready = self._epoll.poll(0, max(1, len(self._sockets)))
+            for n, (fd, _) in enumerate(ready, 1):
+                entry = self._sockets.get(fd)
+                if entry is None:
+                    continue
+                sock, proto = entry
+                try:
+                    data = sock.recv(1 << 18)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data:
+                    proto.data_received(data)
+                elif proto.transport is not None:
+                    proto.transport.abort()
+                if n % self.SLICE == 0:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
+
+
+def _parts(url: str) -> tuple[str, int, str]:
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname or "127.0.0.1", parts.port or 80, target
+
+
+async def connect(
+    url: str, tally: Tally, *, sweeper: Sweeper | None = None, timeout: float = 30
+) -> Socket:
+    """One open socket that has received its first frame (the room's state): a probe, or a
+    quiet viewer read by ``sweeper``. Raises if refused or too slow."""
+    host, port, target = _parts(url)
     loop = asyncio.get_running_loop()
-    _, sock = await asyncio.wait_for(
-        loop.create_connection(lambda: Socket(host, port, target, tally), host, port), timeout
-    )
-    if not await asyncio.wait_for(sock.ready, timeout):
+    if sweeper is None:
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: Socket(host, port, target, tally), host, port),
+            timeout,
+        )
+    else:
+        proto = Socket(host, port, target, tally, measure=False)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        except BaseException:
+            sock.close()
+            raise
+        sweeper.add(sock, proto)
+        proto.connection_made(cast(asyncio.BaseTransport, _RawTransport(sock, sweeper, proto)))
+    if not await asyncio.wait_for(proto.ready, timeout):
         raise ConnectionError("refused or closed before its first frame")
-    return sock
+    return proto
 
 
 async def connect_many(
-    url: str, count: int, tally: Tally, *, in_flight: int = 500, timeout: float = 30
+    url: str,
+    count: int,
+    tally: Tally,
+    *,
+    probe_every: int = 1,
+    sweeper: Sweeper | None = None,
+    in_flight: int = 500,
+    timeout: float = 30,
 ) -> list[Socket]:
-    """``count`` viewers, at most ``in_flight`` of them connecting at once; failures are
-    counted in ``tally.errors`` and left out."""
+    """``count`` viewers, at most ``in_flight`` of them connecting at once: every
+    ``probe_every``-th a probe, the others quiet (read by ``sweeper``). Failures are counted
+    in ``tally.errors`` and left out."""
     gate = asyncio.Semaphore(in_flight)
     sockets: list[Socket] = []
 
-    async def one() -> None:
+    async def one(n: int) -> None:
+        quiet = sweeper if n % probe_every else None
         async with gate:
             try:
-                sockets.append(await connect(url, tally, timeout=timeout))
+                sockets.append(await connect(url, tally, sweeper=quiet, timeout=timeout))
             except (OSError, TimeoutError, ConnectionError) as exc:
                 tally.errors[f"connect: {exc!r}"[:200]] += 1
 
-    await asyncio.gather(*(one() for _ in range(count)))
+    await asyncio.gather(*(one(n) for n in range(count)))
     return sockets
 
 
@@ -295,30 +430,58 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def viewer_process(conn: Connection, url: str, count: int, in_flight: int, sample: int) -> None:
-    """Entry point of a viewer process: connect ``count`` viewers, then obey the pipe.
+def viewer_process(
+    conn: Connection,
+    url: str,
+    count: int,
+    in_flight: int,
+    sample: int,
+    probe_every: int,
+    sweep_s: float,
+) -> None:
+    """Entry point of a viewer process: connect ``count`` viewers (every ``probe_every``-th a
+    probe, the others quiet, swept every ``sweep_s``), then obey the pipe.
 
-    Messages in: ``("go",)`` reset the counts (answered ``("counting",)``); ``("stop", events,
-    drain_s)`` wait until every viewer has ``events`` measured comments (at most ``drain_s``),
-    answer ``("done", {...})`` with the figures and close. The first message out is
+    Messages in: ``("go",)`` reset the counts (answered ``("counting",)``); ``("mark",)``
+    start the CPU time and the other frames' counts; ``("stop", events, drain_s)`` wait until
+    every viewer has ``events`` measured comments (at most ``drain_s``), answer
+    ``("done", {...})`` with the figures and close. The first message out is
     ``("ready", {...})``, once the viewers are connected.
     """
     raise_nofile_limit()
     install_uvloop()
-    asyncio.run(_viewers(conn, url, count, in_flight, sample))
+    asyncio.run(_viewers(conn, url, count, in_flight, sample, probe_every, sweep_s))
 
 
-async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sample: int) -> None:
+async def _viewers(
+    conn: Connection,
+    url: str,
+    count: int,
+    in_flight: int,
+    sample: int,
+    probe_every: int,
+    sweep_s: float,
+) -> None:
     loop = asyncio.get_running_loop()
     tally = Tally(sample)
+    sweeper = Sweeper(0.005)  # quick while the handshakes are answered
+    sweeper.start()
     started = time.monotonic()
-    sockets = await connect_many(url, count, tally, in_flight=in_flight)
+    sockets = await connect_many(
+        url, count, tally, probe_every=probe_every, sweeper=sweeper, in_flight=in_flight
+    )
     connect_s = time.monotonic() - started
-    conn.send(("ready", {"connected": len(sockets), "connect_s": connect_s, **_errors(tally)}))
+    sweeper.interval = sweep_s
+    probes = sum(1 for s in sockets if s.measure)
+    ready = {"connected": len(sockets), "probes": probes, "connect_s": connect_s}
+    conn.send(("ready", ready | _errors(tally)))
     cpu = os.times()
     while True:
         # A thread waits on the pipe: the loop's reader would make it non-blocking for sends.
-        message = await asyncio.to_thread(conn.recv)
+        try:
+            message = await asyncio.to_thread(conn.recv)
+        except EOFError:  # the bench gave up
+            break
         if message[0] == "go":
             tally.reset()
             for s in sockets:
@@ -326,6 +489,9 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
                 s.counting = True
             cpu = os.times()
             conn.send(("counting",))
+        elif message[0] == "mark":  # the measured comments start: CPU and frames from now
+            cpu = os.times()
+            tally.types.clear()
         elif message[0] == "stop":
             _, events, drain_s = message
             deadline = loop.time() + drain_s
@@ -365,6 +531,7 @@ async def _viewers(conn: Connection, url: str, count: int, in_flight: int, sampl
     for s in sockets:
         if s.transport is not None:
             s.transport.abort()
+    await sweeper.stop()
     conn.close()
 
 
