@@ -39,6 +39,7 @@ format: $(STAMP)
 bench: $(STAMP)  ## needs Debian's wrk; each prints JSON
 	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/flash_sale.py
+	$(BIN)/python bench/fanout.py
 
 bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
 	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
