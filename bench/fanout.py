@@ -75,7 +75,7 @@ from bench.wsclient import (  # noqa: E402
 
 from originlive.bootstrap import migrate  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
-from tests.crowd import make_buyers  # noqa: E402
+from tests.crowd import go_live, make_buyers, merchant_with_shop  # noqa: E402
 from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 
 PASSWORD = "bench-password"
@@ -361,28 +361,8 @@ async def measure(
 async def _live_room(api: httpx.AsyncClient, number: int) -> int:
     """A merchant's approved shop and a started live session in it; the session's id."""
     email = f"host{number}@example.com"
-    account = {"email": email, "password": PASSWORD, "display_name": f"主播{number}"}
-    registered = await api.post("/api/v1/auth/register", json=account)
-    assert registered.status_code == 201, registered.text
-    token = await api.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    shop = await api.post(
-        "/api/v1/shops",
-        json={"name": f"徐杨果园{number}", "region_code": "610431", "description": "猕猴桃"},
-        headers=headers,
-    )
-    assert shop.status_code == 201, shop.text
-    session = await api.post(
-        "/api/v1/live-sessions",
-        json={"shop_id": shop.json()["id"], "title": "果园直播"},
-        headers=headers,
-    )
-    assert session.status_code == 201, session.text
-    session_id = int(session.json()["id"])
-    started = await api.post(f"/api/v1/live-sessions/{session_id}/start", headers=headers)
-    assert started.status_code == 200, started.text
-    assert started.json()["status"] == "live", started.text
-    return session_id
+    merchant = await merchant_with_shop(api, stock=100, password=PASSWORD, email=email)
+    return await go_live(api, merchant, title="果园直播")
 
 
 async def run_served(args: argparse.Namespace, scenarios: list[tuple[int, float]]) -> list[Any]:

@@ -136,17 +136,26 @@ async def make_buyers(database_url: str, count: int, *, password: str) -> list[s
     return tokens
 
 
-async def merchant_with_sku(
+@dataclass
+class Merchant:
+    headers: dict[str, str]
+    shop_id: int
+    sku_id: int
+
+
+async def merchant_with_shop(
     api: httpx.AsyncClient, *, stock: int, password: str, email: str = "farm@example.com"
-) -> tuple[dict[str, str], int]:
-    """A merchant with an approved shop (auto-approval on) and one SKU; headers and SKU id."""
+) -> Merchant:
+    """A merchant with an approved shop (auto-approval on) and one SKU."""
     account = {"email": email, "password": password, "display_name": "果园"}
-    assert (await api.post("/api/v1/auth/register", json=account)).status_code == 201
+    registered = await api.post("/api/v1/auth/register", json=account)
+    assert registered.status_code == 201, registered.text
     token = await api.post("/api/v1/auth/token", data={"username": email, "password": password})
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     shop = await api.post(
         "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=headers
     )
+    assert shop.status_code == 201, shop.text
     product = await api.post(
         f"/api/v1/shops/{shop.json()['id']}/products",
         json={
@@ -158,4 +167,28 @@ async def merchant_with_sku(
         headers=headers,
     )
     assert product.status_code == 201, product.text
-    return headers, int(product.json()["skus"][0]["id"])
+    return Merchant(headers, int(shop.json()["id"]), int(product.json()["skus"][0]["id"]))
+
+
+async def merchant_with_sku(
+    api: httpx.AsyncClient, *, stock: int, password: str, email: str = "farm@example.com"
+) -> tuple[dict[str, str], int]:
+    """A merchant with an approved shop (auto-approval on) and one SKU; headers and SKU id."""
+    merchant = await merchant_with_shop(api, stock=stock, password=password, email=email)
+    return merchant.headers, merchant.sku_id
+
+
+async def go_live(
+    api: httpx.AsyncClient, merchant: Merchant, *, title: str = "猕猴桃开园直播"
+) -> int:
+    """A session of the merchant's shop, started; its id."""
+    live = await api.post(
+        "/api/v1/live-sessions",
+        json={"shop_id": merchant.shop_id, "title": title},
+        headers=merchant.headers,
+    )
+    assert live.status_code == 201, live.text
+    session_id = int(live.json()["id"])
+    started = await api.post(f"/api/v1/live-sessions/{session_id}/start", headers=merchant.headers)
+    assert started.status_code == 200 and started.json()["status"] == "live", started.text
+    return session_id

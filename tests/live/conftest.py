@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import PASSWORD
+from tests.crowd import go_live, merchant_with_shop
 
 ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
 
@@ -43,34 +45,10 @@ async def register(api: httpx.AsyncClient, name: str) -> tuple[int, str]:
 async def stage_on(url: str) -> Stage:
     """A merchant, an approved shop with a SKU, and a session of it that is live."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-        _, token = await register(api, "果园")
-        merchant = {"Authorization": f"Bearer {token}"}
-        shop = await api.post(
-            "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=merchant
-        )
-        assert shop.status_code == 201, shop.text
-        product = await api.post(
-            f"/api/v1/shops/{shop.json()['id']}/products",
-            json={
-                "title": "徐香猕猴桃",
-                "category": "水果",
-                "origin_region_code": "610431",
-                "skus": [{"name": "5斤", "price_cents": 3990, "stock": 1000}],
-            },
-            headers=merchant,
-        )
-        assert product.status_code == 201, product.text
-        live = await api.post(
-            "/api/v1/live-sessions",
-            json={"shop_id": shop.json()["id"], "title": "猕猴桃开园直播"},
-            headers=merchant,
-        )
-        assert live.status_code == 201, live.text
-        started = await api.post(
-            f"/api/v1/live-sessions/{live.json()['id']}/start", headers=merchant
-        )
-        assert started.status_code == 200, started.text
-    return Stage(url, merchant, int(live.json()["id"]), int(product.json()["skus"][0]["id"]))
+        email = f"grower-{uuid.uuid4().hex}@example.com"
+        merchant = await merchant_with_shop(api, stock=1000, password=PASSWORD, email=email)
+        session_id = await go_live(api, merchant)
+    return Stage(url, merchant.headers, session_id, merchant.sku_id)
 
 
 class Watcher:
