@@ -34,7 +34,7 @@ from originlive.errors import install_error_handlers
 from originlive.live import api as live_api
 from originlive.live import moderation
 from originlive.live.rooms import Hub
-from originlive.live.socket import LiveRoomRoute
+from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
@@ -61,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database engine and the Redis client for the life of the process."""
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redact_tokens_in_server_logs()  # after uvicorn has set its logging up
     engine = create_engine(settings.resolved_database_url, echo=settings.db_echo)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)

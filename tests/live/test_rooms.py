@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from originlive.live.moderation import DEFAULT_LIST, BannedWords
 from originlive.live.rooms import HIGH_WATER, QUEUE, Viewer, frame
+from originlive.live.socket import RedactTokens
 from originlive.realtime.broker import MemoryBroker, RedisBroker, compose, seq_of
 
 
@@ -151,3 +153,20 @@ def test_banned_words_are_found_however_written() -> None:
     for text in ("猕猴桃真甜", "rabbit chase", "scunthorpe", "", "加油"):
         assert words.find(text) is None, text
     assert BannedWords([]).find("anything") is None
+
+
+def test_tokens_in_socket_paths_stay_out_of_the_logs() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/ws/live/1?token=s3cret-Token_x&x=1"),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    assert (
+        record.getMessage()
+        == '127.0.0.1:5000 - "WebSocket /ws/live/1?token=[redacted]&x=1" [accepted]'
+    )

@@ -35,6 +35,27 @@ MAX_COMMENT = 200  # characters
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+class RedactTokens(logging.Filter):
+    """Keeps bearer tokens given as ``?token=`` out of the logs: uvicorn logs each socket's
+    path with its query ("WebSocket /ws/live/1?token=..." [accepted]) at info level."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+def redact_tokens_in_server_logs() -> None:
+    """Add ``RedactTokens`` to uvicorn's loggers (once)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 class _Refused(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
