@@ -173,18 +173,18 @@ async def test_purchases_of_the_pinned_offer_show_in_the_room(stage: Stage) -> N
         assert viewer.of("pin")[0]["offer"]["remaining"] == 2
         assert viewer.of("pin")[0]["offer"]["price_cents"] == 1990
 
-        async def buy(bearer: str) -> int:
-            response = await api.post(
+        async def buy(bearer: str) -> httpx.Response:
+            return await api.post(
                 "/api/v1/orders",
                 json={"items": [{"offer_id": offer_id, "quantity": 1}], "address": ADDRESS},
                 headers={"Authorization": f"Bearer {bearer}", "Idempotency-Key": str(uuid.uuid4())},
             )
-            return response.status_code
 
-        assert await buy(token) == 201
-        assert await buy(other) == 201
+        assert (await buy(token)).status_code == 201
+        second = await buy(other)
+        assert second.status_code == 201
         await viewer.wait_for(lambda w: any(e["remaining"] == 0 for e in w.of("stock")))
-        assert await buy(token) == 409  # sold out: nothing happened, nothing is shown
+        assert (await buy(token)).status_code == 409  # sold out: nothing happened, nothing shown
         await asyncio.sleep(1.5)
         purchases = viewer.of("purchase")
         assert len(purchases) == 2
@@ -195,6 +195,14 @@ async def test_purchases_of_the_pinned_offer_show_in_the_room(stage: Stage) -> N
         async with watch(stage.ws) as late:
             assert late.state["pinned"]["id"] == offer_id
             assert late.state["pinned"]["remaining"] == 0
+        # A buyer cancels: the unit comes back, and the room shows it within a second or so.
+        cancelled = await api.post(
+            f"/api/v1/orders/{second.json()['id']}/cancel",
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        await viewer.wait_for(lambda w: w.of("stock")[-1]["remaining"] == 1, timeout=5)
+        assert len(viewer.of("purchase")) == 2
         await api.post(f"{base}/end", headers=stage.merchant)
         await viewer.wait_for(lambda w: any(e["status"] == "ended" for e in w.of("status")))
         replay = (await api.get(f"{base}/replay")).json()

@@ -467,6 +467,7 @@ class Hub:
                     await self.publish(session_id, "likes", {"count": total})
             if purchases:
                 await self._announce(session, purchases)
+            await self._restock(session)
         for room in list(self.rooms.values()):
             total = await self.broker.viewers(room.id, len(room.viewers))
             if total != room.viewers_total:
@@ -474,6 +475,20 @@ class Hub:
                 await self.publish(room.id, "viewers", {"count": total})
             if not room.viewers:
                 self.rooms.pop(room.id, None)
+
+    async def _restock(self, session: AsyncSession) -> None:
+        """Units that came back to a pinned offer (an order expired or was cancelled) or left it
+        from another process show within a second: a read of the pinned offers watched here."""
+        pinned = {r.pinned["id"]: r for r in self.rooms.values() if r.pinned and r.viewers}
+        if not pinned:
+            return
+        left = await service.remaining(session, pinned)
+        await session.rollback()
+        for offer_id, room in pinned.items():
+            shown = room.pinned["remaining"] if room.pinned else None
+            if offer_id in left and left[offer_id] != shown:
+                fields = {"offer_id": offer_id, "remaining": left[offer_id]}
+                await self.publish(room.id, "stock", fields)
 
     async def _announce(self, session: AsyncSession, purchases: list[_Purchase]) -> None:
         unknown = {p.offer_id for p in purchases} - self._offer_rooms.keys()
