@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from originlive.live.moderation import DEFAULT_LIST, BannedWords
 from originlive.live.rooms import HIGH_WATER, QUEUE, Viewer, frame
 from originlive.live.socket import RedactTokens
 from originlive.realtime.broker import MemoryBroker, RedisBroker, compose, seq_of
+from tests.servers import RedisServer
 
 
 async def _socket_pair(buffer: int) -> tuple[asyncio.Transport, socket.socket]:
@@ -170,3 +172,26 @@ def test_tokens_in_socket_paths_stay_out_of_the_logs() -> None:
         record.getMessage()
         == '127.0.0.1:5000 - "WebSocket /ws/live/1?token=[redacted]&x=1" [accepted]'
     )
+
+
+@pytest.mark.redis
+async def test_room_events_flow_again_after_redis_restarts(own_redis: RedisServer) -> None:
+    heard: list[bytes] = []
+    redis = Redis.from_url(own_redis.url, socket_connect_timeout=1)
+    broker = RedisBroker(redis)
+    await broker.start(lambda room, data: heard.append(data))
+    try:
+        await broker.publish(3, "comment", {"text": "before"}, keep=True)
+        own_redis.kill()
+        own_redis.start()  # empty: it keeps nothing
+        async with asyncio.timeout(15):
+            while True:  # the listener subscribes again once Redis is back
+                with contextlib.suppress(RedisError):
+                    await broker.publish(3, "comment", {"text": "after"}, keep=True)
+                if any(b'"after"' in e for e in heard):
+                    break
+                await asyncio.sleep(0.2)
+        assert json.loads(heard[0])["text"] == "before"
+    finally:
+        await broker.close()
+        await redis.aclose()
