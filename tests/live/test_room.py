@@ -140,6 +140,16 @@ async def test_a_deleted_comment_leaves_every_screen_and_the_record(stage: Stage
             while not (replay := (await api.get(f"{base}/replay")).json())["events"]:
                 await asyncio.sleep(0.1)
     assert [e["data"]["text"] for e in replay["events"] if e["type"] == "comment"] == ["留下"]
+    async with httpx.AsyncClient(base_url=stage.url) as api:  # for review, deleted ones too
+        kept = (await api.get(f"{base}/comments", headers=stage.merchant)).json()
+        assert [(c["text"], c["deleted_at"] is not None) for c in kept] == [
+            ("留下", False),
+            ("删掉我", True),
+        ]
+        after = {"after_seq": kept[0]["seq"]}
+        page = await api.get(f"{base}/comments", params=after, headers=stage.merchant)
+        assert [c["text"] for c in page.json()] == ["删掉我"]
+        assert (await api.get(f"{base}/comments")).status_code == 401
 
 
 async def test_joining_gets_the_rooms_state(stage: Stage) -> None:

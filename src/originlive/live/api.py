@@ -373,6 +373,21 @@ async def unban(
     return await _lift(SanctionKind.BAN, user_id, live, session, hub, user)
 
 
+@router.get("/live-sessions/{session_id}/comments", response_model=list[schemas.Comment])
+async def list_comments(
+    live: RunSession,
+    session: SessionDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[schemas.Comment]:
+    """The room's comments for review, deleted ones included, oldest first: page on with
+    ``after_seq`` (the last one's ``seq``). Written down within half a second of being said."""
+    rows = await service.list_comments(
+        session, session_id=live.id, after_seq=after_seq, limit=limit
+    )
+    return [schemas.Comment.model_validate(r) for r in rows]
+
+
 @router.delete("/live-sessions/{session_id}/comments/{seq}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
     seq: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser

@@ -98,6 +98,19 @@ class Sanction(BaseModel):
     created_at: dt.datetime
 
 
+class Comment(BaseModel):
+    """A comment as kept for review: who said what, when, and whether it was deleted."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    user_id: int
+    author: str
+    text: str
+    created_at: dt.datetime
+    deleted_at: dt.datetime | None
+
+
 class Reminder(BaseModel):
     session_id: int
     title: str

@@ -290,6 +290,19 @@ async def sanctions(session: AsyncSession, *, session_id: int) -> Sequence[RoomS
     return (await session.scalars(query.order_by(RoomSanction.created_at))).all()
 
 
+async def list_comments(
+    session: AsyncSession, *, session_id: int, after_seq: int, limit: int
+) -> Sequence[LiveComment]:
+    """The room's comments after a ``seq``, deleted ones included, oldest first."""
+    query = (
+        select(LiveComment)
+        .where(LiveComment.session_id == session_id, LiveComment.seq > after_seq)
+        .order_by(LiveComment.seq)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
 async def delete_comment(session: AsyncSession, *, live: LiveSession, seq: int) -> None:
     """Take a comment off the record (the room takes it off every screen). A comment not yet
     written down is marked by the room's writer when it is (see ``rooms.Hub``)."""
