@@ -2,6 +2,7 @@
 moderation and replay. What the room should show is published once the change has committed
 (``db.after_commit``)."""
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -32,35 +33,52 @@ router = APIRouter(prefix="/api/v1", tags=["live"])
 async def _view(
     request: Request, session: AsyncSession, live: LiveSession, user: User | None
 ) -> schemas.LiveSession:
-    shop = await shop_of(session, live)
-    offers = [Offer.model_validate(o) for o in await service.offers_of(session, session_id=live.id)]
-    pinned = next((o for o in offers if o.id == live.pinned_offer_id), None)
+    return (await _views(request, session, [live], user))[0]
+
+
+async def _views(
+    request: Request, session: AsyncSession, lives: Sequence[LiveSession], user: User | None
+) -> list[schemas.LiveSession]:
+    """The sessions as the caller may see them, with three queries for all of them."""
+    ids = [live.id for live in lives]
+    shops = await service.shops_of(session, lives)
+    offers: dict[int, list[Offer]] = {i: [] for i in ids}
+    for offer in await service.offers_of(session, session_ids=ids):
+        assert offer.live_session_id is not None
+        offers[offer.live_session_id].append(Offer.model_validate(offer))
+    reminders = await service.reminder_counts(session, ids)
     settings = request.app.state.settings
-    fields: dict[str, Any] = {
-        "id": live.id,
-        "shop_id": live.shop_id,
-        "shop_name": shop.name,
-        "region_code": shop.region_code,
-        "anchor_id": live.anchor_id,
-        "title": live.title,
-        "description": live.description,
-        "cover_url": live.cover_url,
-        "scheduled_at": live.scheduled_at,
-        "status": live.status,
-        "started_at": live.started_at,
-        "ended_at": live.ended_at,
-        "likes": live.likes,
-        "reminders": (await service.reminder_counts(session, [live.id])).get(live.id, 0),
-        "pinned_offer": pinned,
-        "offers": offers,
-        "playback_url": f"{settings.resolved_public_url}/media/hls/{live.id}/index.m3u8",
-        "room_url": f"/ws/live/{live.id}",
-    }
-    if can_run(user, live, shop):
-        return schemas.LiveSessionManaged(
-            **fields, stream_key=live.stream_key, ingest_url=settings.ingest_url
-        )
-    return schemas.LiveSession(**fields)
+    views: list[schemas.LiveSession] = []
+    for live in lives:
+        shop = shops[live.shop_id]
+        fields: dict[str, Any] = {
+            "id": live.id,
+            "shop_id": live.shop_id,
+            "shop_name": shop.name,
+            "region_code": shop.region_code,
+            "anchor_id": live.anchor_id,
+            "title": live.title,
+            "description": live.description,
+            "cover_url": live.cover_url,
+            "scheduled_at": live.scheduled_at,
+            "status": live.status,
+            "started_at": live.started_at,
+            "ended_at": live.ended_at,
+            "likes": live.likes,
+            "reminders": reminders.get(live.id, 0),
+            "pinned_offer": next(
+                (o for o in offers[live.id] if o.id == live.pinned_offer_id), None
+            ),
+            "offers": offers[live.id],
+            "playback_url": f"{settings.resolved_public_url}/media/hls/{live.id}/index.m3u8",
+            "room_url": f"/ws/live/{live.id}",
+        }
+        if can_run(user, live, shop):
+            managed = {"stream_key": live.stream_key, "ingest_url": settings.ingest_url}
+            views.append(schemas.LiveSessionManaged(**fields, **managed))
+        else:
+            views.append(schemas.LiveSession(**fields))
+    return views
 
 
 def _announce(session: AsyncSession, hub: Hub, live: LiveSession, kind: str, **fields: Any) -> None:
@@ -119,7 +137,7 @@ async def list_sessions(
     rows, total = await service.list_sessions(
         session, statuses=statuses, region_code=region, limit=limit, offset=offset
     )
-    items = [await _view(request, session, live, user) for live in rows]
+    items = await _views(request, session, rows, user)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -176,7 +194,7 @@ async def end_session(
     _announce(session, hub, live, "status", status=live.status.value)
     open_offers = [
         o
-        for o in await service.offers_of(session, session_id=live.id)
+        for o in await service.offers_of(session, session_ids=[live.id])
         if o.status == OfferStatus.ACTIVE
     ]
 

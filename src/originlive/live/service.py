@@ -158,10 +158,12 @@ async def shops_of(session: AsyncSession, lives: Iterable[LiveSession]) -> dict[
     return {shop.id: shop for shop in rows}
 
 
-async def offers_of(session: AsyncSession, *, session_id: int) -> Sequence[FlashOffer]:
-    """The flash offers opened in the session, oldest first."""
-    query = select(FlashOffer).where(FlashOffer.live_session_id == session_id)
-    return (await session.scalars(query.order_by(FlashOffer.id).limit(200))).all()
+async def offers_of(session: AsyncSession, *, session_ids: Sequence[int]) -> Sequence[FlashOffer]:
+    """The flash offers opened in these sessions, oldest first."""
+    query = select(FlashOffer).where(FlashOffer.live_session_id.in_(set(session_ids)))
+    return (
+        await session.scalars(query.order_by(FlashOffer.id).limit(200 * len(session_ids)))
+    ).all()
 
 
 # Reminders
