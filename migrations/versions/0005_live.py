@@ -67,7 +67,7 @@ def upgrade() -> None:
         "live_comments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("session_id", sa.Integer(), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("author", sa.String(length=80), nullable=False),
         sa.Column("text", sa.String(length=500), nullable=False),

@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.live.conftest import ADDRESS, Stage, register, stage_on, watch
+from tests.servers import RedisServer
 
 
 async def buyers(stage: Stage, count: int) -> list[tuple[int, str]]:
@@ -247,9 +248,45 @@ async def test_a_comment_on_one_process_reaches_viewers_on_another(
         ]
         # Viewers are counted across both processes.
         await viewer.wait_for(lambda w: any(e["count"] == 3 for e in w.of("viewers")), timeout=5)
+        # Both processes write their comments down; one deletes the other's.
+        base = f"/api/v1/live-sessions/{stage.session_id}"
+        async with httpx.AsyncClient(base_url=second) as api, asyncio.timeout(5):
+            while (
+                len(kept := (await api.get(f"{base}/comments", headers=stage.merchant)).json()) < 2
+            ):
+                await asyncio.sleep(0.1)
+            assert [c["seq"] for c in kept] == [c["seq"] for c in viewer.of("comment")]
+            gone = await api.delete(f"{base}/comments/{kept[0]['seq']}", headers=stage.merchant)
+            assert gone.status_code == 204
+        await on_first.wait_for(lambda w: len(w.of("moderation")) == 1)
+        assert on_first.of("moderation")[0]["comment_seq"] == kept[0]["seq"]
         async with httpx.AsyncClient(base_url=second) as api:
             ended = await api.post(
                 f"/api/v1/live-sessions/{stage.session_id}/end", headers=stage.merchant
             )
             assert ended.status_code == 200
         await on_first.wait_for(lambda w: any(e["status"] == "ended" for e in w.of("status")))
+
+
+@pytest.mark.redis
+async def test_a_room_rides_out_redis_going_away(
+    start_server: Callable[..., Awaitable[str]], own_redis: RedisServer
+) -> None:
+    url = await start_server(ORIGINLIVE_REDIS_URL=own_redis.url)
+    stage = await stage_on(url)
+    ((_, token),) = await buyers(stage, 1)
+    async with watch(stage.ws) as viewer, watch(stage.ws, token) as speaker:
+        await speaker.say("第一句")
+        await viewer.wait_for(lambda w: len(w.of("comment")) == 1)
+        own_redis.kill()
+        await speaker.say("Redis 不在")
+        await speaker.wait_for(lambda w: any(e["code"] == "unavailable" for e in w.of("error")))
+        own_redis.start()  # empty; the room's numbers start again, the sockets stay
+        async with asyncio.timeout(15):
+            while len(viewer.of("comment")) < 2:
+                await speaker.say("回来了")
+                await asyncio.sleep(0.5)
+        assert viewer.of("comment")[-1]["text"] == "回来了"
+        first, last = viewer.of("comment")[0]["seq"], viewer.of("comment")[-1]["seq"]
+        assert last > first  # the numbers go on increasing for sockets that stayed
+        assert viewer.closed is None and speaker.closed is None

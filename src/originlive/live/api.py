@@ -5,7 +5,7 @@ moderation and replay. What the room should show is published once the change ha
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
@@ -28,6 +28,9 @@ from originlive.orders.models import OfferStatus
 from originlive.orders.schemas import Offer
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
+
+# A room event's number: with Redis it starts at Redis's clock in ms (realtime/broker.py).
+Seq = Annotated[int, Path(ge=1, le=2**53)]
 
 
 async def _view(
@@ -395,7 +398,7 @@ async def unban(
 async def list_comments(
     live: RunSession,
     session: SessionDep,
-    after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[schemas.Comment]:
     """The room's comments for review, deleted ones included, oldest first: page on with
@@ -408,7 +411,7 @@ async def list_comments(
 
 @router.delete("/live-sessions/{session_id}/comments/{seq}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_comment(
-    seq: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+    seq: Seq, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Delete a comment: it leaves every screen and the record."""
     await service.delete_comment(session, live=live, seq=seq)

@@ -62,7 +62,7 @@ class LiveComment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
-    seq: Mapped[int]
+    seq: Mapped[int] = mapped_column(BigInteger)  # with Redis, numbers start at its clock in ms
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     author: Mapped[str] = mapped_column(String(80))  # the display name when it was said
     text: Mapped[str] = mapped_column(String(500))

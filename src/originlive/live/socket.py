@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pydantic_core
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from originlive.accounts import service as accounts
@@ -146,7 +147,11 @@ class LiveRoomRoute:
             ):
                 error = "bad_message"
             else:
-                error = await hub.comment(room, viewer, text)
+                try:
+                    error = await hub.comment(room, viewer, text)
+                except RedisError:  # the room stays open; this comment is not said
+                    log.warning("a comment could not be published: Redis is unavailable")
+                    error = "unavailable"
         elif kind == "like":
             count = said.get("count", 1)
             if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 100:
@@ -169,6 +174,7 @@ _DETAIL = {
     "muted": "You are muted in this room for now.",
     "rate_limited": "Too many comments; wait a moment.",
     "banned_word": "The comment holds a word that is not allowed here.",
+    "unavailable": "The room cannot take comments this moment; try again shortly.",
 }
 
 

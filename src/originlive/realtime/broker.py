@@ -110,11 +110,20 @@ _CHANNELS = _PREFIX + "*"
 _TTL = 7 * 24 * 3600  # a room's keys outlive any session
 
 # KEYS: seq, recent. ARGV: channel, type, fields (a JSON object), keep, recent max, ttl.
+# A room's first number is Redis's clock in ms, not 1: after Redis restarts empty, the numbers
+# go on increasing for the sockets that stayed open (unless a room said more than one thing a
+# millisecond over its whole life).
 _PUBLISH = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  seq = redis.call('INCR', KEYS[1])
+else
+  seq = ts
+  redis.call('SET', KEYS[1], seq)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 local event = '{"type":"' .. ARGV[2] .. '","seq":' .. seq .. ',"ts":' .. ts
 if ARGV[3] == '{}' then event = event .. '}' else event = event .. ',' .. string.sub(ARGV[3], 2) end
 if ARGV[4] == '1' then
