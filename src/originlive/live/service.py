@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
+from originlive.catalog import service as catalog
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import utcnow
 from originlive.errors import Conflict, InvalidInput
@@ -28,6 +29,7 @@ from originlive.live.models import (
     SessionStatus,
 )
 from originlive.orders.models import FlashOffer, Order, OrderItem
+from originlive.regions import service as regions
 from originlive.regions.models import Region, RegionLevel
 
 MAX_REPLAY_EVENTS = 20_000
@@ -101,12 +103,8 @@ async def list_sessions(
         .where(Shop.status == ShopStatus.APPROVED, LiveSession.status.in_(statuses))
     )
     if region_code is not None:
-        path = await session.scalar(select(Region.path).where(Region.code == region_code))
-        if path is None:
-            raise InvalidInput(f"No region {region_code}.", field="region")
-        query = query.join(Region, Region.code == Shop.region_code).where(
-            Region.path.startswith(path, autoescape=True)
-        )
+        region = await regions.get_or_404(session, code=region_code, field="region")
+        query = query.where(regions.within(region, Shop.region_code.expression))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     order = [
         (LiveSession.status != SessionStatus.LIVE),
@@ -357,19 +355,10 @@ async def remaining(session: AsyncSession, offer_ids: Iterable[int]) -> dict[int
 
 async def county_names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
     """For each region code, the name of its county (of the region itself, above a county)."""
+    places = await session.scalars(select(Region).where(Region.code.in_(set(codes))))
+    names = await catalog.place_names(session, places=places)
     depth = RegionLevel.COUNTY.depth
-    paths = await session.execute(
-        select(Region.code, Region.path).where(Region.code.in_(set(codes)))
-    )
-    county = {}
-    for code, path in paths:
-        parts = path.strip("/").split("/")
-        county[code] = parts[depth] if len(parts) > depth else code
-    names = await session.execute(
-        select(Region.code, Region.name).where(Region.code.in_(set(county.values())))
-    )
-    name = dict(names.all())
-    return {code: name.get(c, c) for code, c in county.items()}
+    return {code: path[min(depth, len(path) - 1)] for code, path in names.items() if path}
 
 
 # Replay
