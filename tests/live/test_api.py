@@ -252,6 +252,10 @@ async def test_a_session_cannot_be_changed_after_it_ends(market: Market) -> None
     live = await schedule(market)
     patched = await client.patch(f"{BASE}/{live['id']}", json={"title": "新标题"}, headers=headers)
     assert patched.json()["title"] == "新标题"
+    for bad in ({"title": None}, {"scheduled_at": "2026-12-01T20:00:00"}, {"title": ""}):
+        refused = await client.patch(f"{BASE}/{live['id']}", json=bad, headers=headers)
+        assert refused.status_code == 422, bad
+    assert (await client.get(f"{BASE}/{live['id']}")).json()["title"] == "新标题"
     await client.post(f"{BASE}/{live['id']}/end", headers=headers)
     for call in (
         client.patch(f"{BASE}/{live['id']}", json={"title": "太晚了"}, headers=headers),

@@ -3,7 +3,14 @@
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from originlive.live.models import SanctionKind, SessionStatus
 from originlive.orders.schemas import Id, Offer, OfferCreate
@@ -20,31 +27,40 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _zoned(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("a time needs a time zone, e.g. 2026-11-24T20:00:00+08:00")
+    return value
+
+
+Description = Annotated[str, StringConstraints(max_length=2000)]
+CoverUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")]
+ScheduledAt = Annotated[
+    dt.datetime,
+    AfterValidator(_zoned),
+    Field(description="When the anchor means to go live; buyers may ask a reminder."),
+]
+
+
 class LiveSessionCreate(_Input):
     shop_id: Id
     title: Title
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
-    cover_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")] | (
-        None
-    ) = None
-    scheduled_at: dt.datetime | None = Field(
-        default=None, description="When the anchor means to go live; buyers may ask a reminder."
-    )
-
-    @model_validator(mode="after")
-    def _aware(self) -> "LiveSessionCreate":
-        if self.scheduled_at is not None and self.scheduled_at.tzinfo is None:
-            raise ValueError("scheduled_at needs a time zone, e.g. 2026-11-24T20:00:00+08:00")
-        return self
+    description: Description = ""
+    cover_url: CoverUrl | None = None
+    scheduled_at: ScheduledAt | None = None
 
 
 class LiveSessionUpdate(_Input):
     title: Title | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    cover_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")] | (
-        None
-    ) = None
-    scheduled_at: dt.datetime | None = None
+    description: Description | None = None
+    cover_url: CoverUrl | None = None
+    scheduled_at: ScheduledAt | None = None
+
+    @model_validator(mode="after")
+    def _keeps_a_title(self) -> "LiveSessionUpdate":
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("a session needs a title")
+        return self
 
 
 class LiveSession(BaseModel):

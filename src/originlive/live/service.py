@@ -75,13 +75,7 @@ async def update_session(
     """Change what buyers read of the session before or while it runs."""
     if live.status == SessionStatus.ENDED:
         raise Conflict("The session has ended.")
-    changes = data.model_dump(exclude_unset=True)
-    if changes.get("title", "") is None:
-        raise InvalidInput("A session needs a title.", field="title")
-    when = changes.get("scheduled_at")
-    if when is not None and when.tzinfo is None:
-        raise InvalidInput("scheduled_at needs a time zone.", field="scheduled_at")
-    for name, value in changes.items():
+    for name, value in data.model_dump(exclude_unset=True).items():
         setattr(live, name, value if name != "description" else (value or ""))
     await session.flush()
     return live
