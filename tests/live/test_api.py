@@ -89,19 +89,21 @@ async def test_the_feed_lists_live_then_upcoming_by_region(
     client, headers = market.client, market.merchant.headers
     later = await schedule(market, title="下周", scheduled_at="2026-12-08T20:00:00+08:00")
     sooner = await schedule(market, title="明天", scheduled_at="2026-12-02T20:00:00+08:00")
+    earlier = await schedule(market, title="先开播", scheduled_at="2026-11-01T20:00:00+08:00")
     now = await schedule(market, title="正在直播")
     done = await schedule(market, title="已结束")
+    await client.post(f"{BASE}/{earlier['id']}/start", headers=headers)
     await client.post(f"{BASE}/{now['id']}/start", headers=headers)
     await client.post(f"{BASE}/{done['id']}/end", headers=headers)
 
-    feed = (await client.get(BASE)).json()
-    assert [s["title"] for s in feed["items"]] == ["正在直播", "明天", "下周"]
-    assert feed["total"] == 3
+    feed = (await client.get(BASE)).json()  # live ones newest first, then the soonest
+    assert [s["title"] for s in feed["items"]] == ["正在直播", "先开播", "明天", "下周"]
+    assert feed["total"] == 4
     live_only = (await client.get(BASE, params={"status": "live"})).json()
-    assert [s["id"] for s in live_only["items"]] == [now["id"]]
+    assert [s["id"] for s in live_only["items"]] == [now["id"], earlier["id"]]
     ended = (await client.get(BASE, params={"status": "ended"})).json()
     assert [s["id"] for s in ended["items"]] == [done["id"]]
-    for region, count in (("610000", 3), ("610400", 3), ("610431", 3), ("530000", 0)):
+    for region, count in (("610000", 4), ("610400", 4), ("610431", 4), ("530000", 0)):
         found = (await client.get(BASE, params={"region": region})).json()
         assert found["total"] == count, region
     assert (await client.get(BASE, params={"region": "999999"})).status_code == 422

@@ -103,6 +103,8 @@ async def list_sessions(
     order = [
         (LiveSession.status != SessionStatus.LIVE),
         (LiveSession.status != SessionStatus.SCHEDULED),
+        # Live and ended ones newest first; upcoming ones (not started) by their time.
+        LiveSession.started_at.desc(),
         LiveSession.scheduled_at.is_(None),
         LiveSession.scheduled_at,
         LiveSession.id.desc(),
