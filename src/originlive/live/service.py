@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
@@ -100,7 +100,7 @@ async def list_sessions(
         region = await regions.get_or_404(session, code=region_code, field="region")
         query = query.where(regions.within(region, Shop.region_code.expression))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    order = [
+    order: list[ColumnElement[Any]] = [
         (LiveSession.status != SessionStatus.LIVE),
         (LiveSession.status != SessionStatus.SCHEDULED),
         # Live and ended ones newest first; upcoming ones (not started) by their time.
