@@ -7,7 +7,6 @@ their codes are the National Bureau of Statistics' own. Every demo account has t
 
 import datetime as dt
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -307,7 +306,7 @@ async def seed_session(session: AsyncSession) -> list[str]:
         data=LiveSessionCreate(
             shop_id=grove.id,
             title="猕猴桃冷库参观",
-            scheduled_at=utcnow().replace(microsecond=0) + timedelta(days=1),
+            scheduled_at=utcnow().replace(microsecond=0) + dt.timedelta(days=1),
         ),
     )
     made.append(f"live session {room.id} is live; session {upcoming.id} is tomorrow")

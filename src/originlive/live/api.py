@@ -24,7 +24,7 @@ from originlive.live.models import LiveSession, SanctionKind, SessionStatus
 from originlive.live.rooms import Hub, offer_event
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
-from originlive.orders.models import OfferStatus
+from originlive.orders.models import FlashOffer, OfferStatus
 from originlive.orders.schemas import Offer
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -278,7 +278,9 @@ async def open_offer(
     return Offer.model_validate(offer)
 
 
-async def _pin(session: AsyncSession, hub: Hub, live: LiveSession, offer: Any, user: User) -> None:
+async def _pin(
+    session: AsyncSession, hub: Hub, live: LiveSession, offer: FlashOffer, user: User
+) -> None:
     if offer.status != OfferStatus.ACTIVE:
         raise InvalidInput(f"Offer {offer.id} has ended.", field="offer_id")
     await service.pin(session, live=live, offer=offer)
