@@ -106,7 +106,7 @@ async def list_sessions(
         # Live and ended ones newest first; upcoming ones (not started) by their time.
         LiveSession.started_at.desc(),
         LiveSession.scheduled_at.is_(None),
-        LiveSession.scheduled_at,
+        LiveSession.scheduled_at.asc(),
         LiveSession.id.desc(),
     ]
     rows = (await session.scalars(query.order_by(*order).limit(limit).offset(offset))).all()
