@@ -48,7 +48,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,7 +75,7 @@ from bench.wsclient import (  # noqa: E402
 from originlive.bootstrap import migrate  # noqa: E402
 from originlive.settings import Settings  # noqa: E402
 from tests.crowd import go_live, make_buyers, merchant_with_shop  # noqa: E402
-from tests.servers import free_port, stop, wait_until_up  # noqa: E402
+from tests.servers import free_port, serve, stop, wait_until_up  # noqa: E402
 
 PASSWORD = "bench-password"
 # The scenarios: (viewers, comments per second, p99 target in ms).
@@ -372,24 +371,18 @@ async def run_served(args: argparse.Namespace, scenarios: list[tuple[int, float]
     url = settings.resolved_database_url
     await asyncio.to_thread(migrate, url)
     tokens = await make_buyers(url, len(scenarios), password=PASSWORD)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORIGINLIVE_")} | {
-        "ORIGINLIVE_DATA_DIR": str(settings.data_dir),
-        "ORIGINLIVE_DATABASE_URL": url,
-        "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
-        "ORIGINLIVE_LOG_LEVEL": "warning",
-        "ORIGINLIVE_COMMENT_LIMIT": "100000000",
-    }
     results = []
     try:
         for number, (viewers, rate) in enumerate(scenarios):
             port = free_port()
             log = (work / f"server-{number}.log").open("wb")
-            server = subprocess.Popen(
-                [str(Path(sys.executable).with_name("originlive")), "serve", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=raise_nofile_limit,
+            # The server raises its own open-files limit (cli._raise_open_files_limit).
+            server = serve(
+                port=port,
+                data_dir=settings.data_dir,
+                database_url=url,
+                log=log,
+                COMMENT_LIMIT="100000000",
             )
             base = f"http://127.0.0.1:{port}"
             try:

@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +50,7 @@ from tests.servers import (  # noqa: E402
     drop_database,
     free_port,
     recreate_database,
+    serve,
     stop,
     wait_until_up,
 )
@@ -160,23 +160,14 @@ async def main() -> None:
     if redis is not None:
         redis.start()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORIGINLIVE_")} | {
-        "ORIGINLIVE_DATA_DIR": str(settings.data_dir),
-        "ORIGINLIVE_DATABASE_URL": url,
-        "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
-        "ORIGINLIVE_LOG_LEVEL": "warning",
-    }
-    if redis is not None:
-        env["ORIGINLIVE_REDIS_URL"] = redis.url
     log = (work / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("originlive")),
-            *("serve", "--port", str(port), "--workers", str(args.workers)),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    server = serve(
+        port=port,
+        data_dir=settings.data_dir,
+        database_url=url,
+        log=log,
+        workers=args.workers,
+        **({"REDIS_URL": redis.url} if redis is not None else {}),
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,13 +1,45 @@
 """Helpers for tests that run the platform as a separate process on loopback."""
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def serve(
+    *,
+    port: int,
+    data_dir: Path,
+    database_url: str,
+    log: IO[bytes],
+    workers: int = 1,
+    **settings: str,
+) -> subprocess.Popen[bytes]:
+    """``originlive serve`` (the command beside this Python) on a port, with only these
+    ``ORIGINLIVE_*`` settings: the deployment's, auto-approved shops, warning logs, and any
+    given as keywords (``REDIS_URL="..."``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORIGINLIVE_")} | {
+        "ORIGINLIVE_DATA_DIR": str(data_dir),
+        "ORIGINLIVE_DATABASE_URL": database_url,
+        "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
+        "ORIGINLIVE_LOG_LEVEL": "warning",
+    }
+    env |= {f"ORIGINLIVE_{name}": value for name, value in settings.items()}
+    command = [str(Path(sys.executable).with_name("originlive")), "serve"]
+    return subprocess.Popen(
+        [*command, "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def free_port() -> int:
