@@ -35,6 +35,8 @@ from originlive.live import api as live_api
 from originlive.live import moderation
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
+from originlive.media import api as media_api
+from originlive.media.ingest import Media
 from originlive.middleware import BodyLimitMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
@@ -107,6 +109,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.order_placer = placer
     gate: Gate = RedisGate(redis, reader) if redis is not None else NoGate()
     app.state.gate = gate
+    app.state.media = media = Media(
+        settings=settings, sessionmaker=app.state.sessionmaker, hub=hub, writer=writer, gate=gate
+    )
+    await media.start()
     # Derived once: the platform's secret may live in a file, read on each call otherwise.
     app.state.sandbox_secret = sandbox.webhook_secret(settings.resolved_secret_key)
     app.state.webhook_delivery = delivery = WebhookDelivery(
@@ -133,6 +139,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await delivery.close()
+        await media.close()
         await hub.close()
         await placer.close()
         await writer.close()
@@ -188,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_api.router,
         orders_api.router,
         live_api.router,
+        media_api.router,
         payments_api.router,
         web_pages.router,
         accounts_pages.router,

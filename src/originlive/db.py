@@ -1,6 +1,7 @@
 """Engine, sessions and the declarative base shared by every feature."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -89,9 +90,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed when the handler returns, rolled back if it raises."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A unit of work: committed at the end, rolled back if it raises; then what was queued
+    with :func:`after_commit` runs."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -101,6 +105,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
         for callback in session.info.pop("after_commit", []):
             await callback()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: committed when the handler returns, rolled back if it raises."""
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
 
 
 def after_commit(session: AsyncSession, callback: Any) -> None:

@@ -3,6 +3,7 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -68,6 +69,36 @@ class Settings(BaseSettings):
         description="Words no comment may hold, one a line; unset means the list shipped.",
     )
     rtmp_port: int = Field(default=1935, description="Where anchors' encoders publish (RTMP).")
+    rtmp_host: str | None = Field(
+        default=None, description="The address the RTMP ingest listens on; unset means HOST."
+    )
+    media_mode: Literal["embedded", "external"] = Field(
+        default="embedded",
+        description="embedded: this process takes RTMP and runs ffmpeg; external: nginx-rtmp or "
+        "SRS does, calling /api/v1/media/hooks/*.",
+    )
+    ffmpeg: Path | None = Field(
+        default=None, description="The ffmpeg to run; unset means the one the wheel ships."
+    )
+    hls_segment_seconds: float = Field(
+        default=1.0, ge=0.5, le=6, description="Target length of an HLS segment."
+    )
+    hls_live_segments: int = Field(
+        default=6, ge=3, le=30, description="Segments in the live playlist's window."
+    )
+    renditions: bool = Field(
+        default=False,
+        description="Transcode each stream into 720p, 360p and audio-only (costs CPU).",
+    )
+    reconnect_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a session stays live after its encoder drops, for it to return.",
+    )
+    media_hook_secret: str | None = Field(
+        default=None,
+        description="Asked of nginx-rtmp's or SRS's calls to /api/v1/media/hooks/* (?secret=).",
+    )
     gc_tuning: bool = Field(
         default=True,
         description="Freeze start-up objects and collect cycles less often (lower tail latency).",
@@ -92,6 +123,11 @@ class Settings(BaseSettings):
         """The RTMP address anchors publish to, with their stream key as the stream's name."""
         host = urlsplit(self.resolved_public_url).hostname or self.host
         return f"rtmp://{host}:{self.rtmp_port}/live"
+
+    @property
+    def hls_dir(self) -> Path:
+        """Where live streams are cut into HLS and kept as recordings, a folder a session."""
+        return self.data_dir / "hls"
 
     @property
     def media_dir(self) -> Path:

@@ -18,7 +18,7 @@ from originlive.catalog.models import ShopStatus
 from originlive.catalog.schemas import Page, RegionCode
 from originlive.db import SessionDep, after_commit
 from originlive.errors import Forbidden, InvalidInput, NotFound
-from originlive.live import schemas, service
+from originlive.live import control, schemas, service
 from originlive.live.deps import RoomHub, RunSession, VisibleSession, can_run, shop_of
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
 from originlive.live.rooms import Hub, offer_event
@@ -74,6 +74,12 @@ async def _views(
             ),
             "offers": offers[live.id],
             "playback_url": f"{settings.resolved_public_url}/media/hls/{live.id}/index.m3u8",
+            "replay_url": (
+                f"{settings.resolved_public_url}/media/recordings/{live.id}/index.m3u8"
+                if live.status == SessionStatus.ENDED and live.recording_ms
+                else None
+            ),
+            "recording_seconds": live.recording_ms / 1000 if live.recording_ms else None,
             "room_url": f"/ws/live/{live.id}",
         }
         if can_run(user, live, shop):
@@ -82,13 +88,6 @@ async def _views(
         else:
             views.append(schemas.LiveSession(**fields))
     return views
-
-
-def _announce(session: AsyncSession, hub: Hub, live: LiveSession, kind: str, **fields: Any) -> None:
-    async def publish() -> None:
-        await hub.publish(live.id, kind, fields)
-
-    after_commit(session, publish)
 
 
 async def _audit(
@@ -174,8 +173,7 @@ async def start_session(
     """Go live (without video, or before the encoder connects); the room is told."""
     if (await shop_of(session, live)).status != ShopStatus.APPROVED:
         raise Forbidden("The shop goes live once an operator approves it.")
-    live = await service.start(session, live=live)
-    _announce(session, hub, live, "status", status=live.status.value)
+    live = await control.go_live(session, hub, live=live)
     await _audit(session, user, "live.start", live)
     return await _view(request, session, live, user)
 
@@ -192,20 +190,7 @@ async def end_session(
 ) -> schemas.LiveSession:
     """End the session: the room is told, and the session's open offers end with it (their
     unsold units go back to the SKUs)."""
-    live = await service.end(session, live=live)
-    _announce(session, hub, live, "pin", offer=None)
-    _announce(session, hub, live, "status", status=live.status.value)
-    open_offers = [
-        o
-        for o in await service.offers_of(session, session_ids=[live.id])
-        if o.status == OfferStatus.ACTIVE
-    ]
-
-    async def end_offers() -> None:
-        for offer in open_offers:
-            await orders.end_offer(writer, gate, offer=offer)
-
-    after_commit(session, end_offers)
+    live = await control.end(session, hub, writer, gate, live=live)
     await _audit(session, user, "live.end", live)
     return await _view(request, session, live, user)
 
@@ -284,7 +269,7 @@ async def _pin(
     if offer.status != OfferStatus.ACTIVE:
         raise InvalidInput(f"Offer {offer.id} has ended.", field="offer_id")
     await service.pin(session, live=live, offer=offer)
-    _announce(session, hub, live, "pin", offer=offer_event(offer))
+    control.announce(session, hub, live, "pin", offer=offer_event(offer))
     await _audit(session, user, "live.pin", live, offer_id=offer.id)
 
 
@@ -306,7 +291,7 @@ async def unpin_offer(
 ) -> Response:
     """Take the pinned offer down."""
     await service.unpin(session, live=live)
-    _announce(session, hub, live, "pin", offer=None)
+    control.announce(session, hub, live, "pin", offer=None)
     await _audit(session, user, "live.unpin", live)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -331,7 +316,9 @@ async def _sanction(
 ) -> schemas.Sanction:
     row = await service.sanction(session, live=live, kind=kind, data=body, by=user)
     until = row.until.isoformat() if row.until else None
-    _announce(session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until)
+    control.announce(
+        session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until
+    )
     await _audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
     return schemas.Sanction.model_validate(row)
 
@@ -373,7 +360,7 @@ async def _lift(
 ) -> Response:
     if not await service.lift(session, live=live, kind=kind, user_id=user_id):
         raise NotFound(f"User {user_id} is not under a {kind.value} in this room.")
-    _announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
+    control.announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
     await _audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -50,6 +50,12 @@ class LiveSession(Base):
     likes: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The anchor's encoder: when it last began publishing, and when it dropped (the session
+    # ends once it has stayed away for the grace period). Null: never published, or back.
+    stream_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stream_dropped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The recording's length once it is ready to replay (0: nothing was recorded).
+    recording_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

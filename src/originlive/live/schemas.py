@@ -82,7 +82,11 @@ class LiveSession(BaseModel):
     reminders: int
     pinned_offer: Offer | None
     offers: list[Offer]
-    playback_url: str
+    playback_url: str = Field(description="HLS of the live stream (the recording once ended).")
+    replay_url: str | None = Field(
+        default=None, description="HLS of the recording, once the session has ended."
+    )
+    recording_seconds: float | None = None
     room_url: str = Field(description="The room's WebSocket, relative to the platform.")
 
 

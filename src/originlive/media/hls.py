@@ -1,0 +1,162 @@
+"""HLS playlists: the live window served from ffmpeg's full list, and the recording.
+
+ffmpeg keeps one event playlist per stream with every segment (``stream.m3u8``): that is the
+session's recording as it grows. Viewers of the live stream get only its last few segments,
+numbered as they were (``EXT-X-MEDIA-SEQUENCE``, ``EXT-X-DISCONTINUITY-SEQUENCE``), so a
+three-hour session does not mean a 10,000-line playlist fetched every second. Once the session
+ends, ``vod.m3u8`` is written: every segment, ``EXT-X-PLAYLIST-TYPE:VOD`` and ``EXT-X-ENDLIST``.
+"""
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from originlive.media.ffmpeg import MASTER, PLAYLIST, VARIANTS
+
+VOD = "vod.m3u8"
+INDEX = "index.m3u8"  # what the app serves: the live window, the recording, or the master list
+
+# What may be asked for under a session's directory: nothing else is ever served from it.
+SERVABLE = re.compile(
+    r"^(?:(?P<variant>" + "|".join(VARIANTS) + r")/)?(?P<name>index\.m3u8|seg\d{5,9}\.ts)$"
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment's lines (its tags, then its URI) and its length."""
+
+    lines: tuple[str, ...]
+    seconds: float
+    discontinuity: bool
+
+
+@dataclass(frozen=True)
+class Playlist:
+    """A media playlist as ffmpeg wrote it."""
+
+    version: int
+    media_sequence: int
+    discontinuity_sequence: int
+    independent: bool
+    segments: tuple[Segment, ...]
+
+    @property
+    def seconds(self) -> float:
+        """The length of every segment together."""
+        return sum(s.seconds for s in self.segments)
+
+    @property
+    def target_duration(self) -> int:
+        """The longest segment, rounded up, as HLS asks."""
+        return max((math.ceil(s.seconds) for s in self.segments), default=1)
+
+    def render(self, start: int = 0, *, vod: bool = False) -> str:
+        """The playlist from segment ``start`` on; a finished recording when ``vod``."""
+        skipped = self.segments[:start]
+        head = ["#EXTM3U", f"#EXT-X-VERSION:{self.version}"]
+        head.append(f"#EXT-X-TARGETDURATION:{self.target_duration}")
+        head.append(f"#EXT-X-MEDIA-SEQUENCE:{self.media_sequence + start}")
+        discontinuities = self.discontinuity_sequence + sum(s.discontinuity for s in skipped)
+        if discontinuities:
+            head.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuities}")
+        if vod:
+            head.append("#EXT-X-PLAYLIST-TYPE:VOD")
+        if self.independent:
+            head.append("#EXT-X-INDEPENDENT-SEGMENTS")
+        body = [line for s in self.segments[start:] for line in s.lines]
+        tail = ["#EXT-X-ENDLIST"] if vod else []
+        return "\n".join([*head, *body, *tail]) + "\n"
+
+    def window(self, segments: int) -> str:
+        """The live playlist: the last ``segments`` segments."""
+        return self.render(max(len(self.segments) - segments, 0))
+
+
+def parse(text: str) -> Playlist:
+    """A media playlist written by ffmpeg's HLS muxer."""
+    version, sequence, discontinuity_sequence, independent = 3, 0, 0, False
+    segments: list[Segment] = []
+    pending: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line == "#EXTM3U":
+            continue
+        tag, _, value = line.partition(":")
+        if tag == "#EXT-X-VERSION":
+            version = int(value)
+        elif tag == "#EXT-X-MEDIA-SEQUENCE":
+            sequence = int(value)
+        elif tag == "#EXT-X-DISCONTINUITY-SEQUENCE":
+            discontinuity_sequence = int(value)
+        elif tag == "#EXT-X-INDEPENDENT-SEGMENTS":
+            independent = True
+        elif tag in ("#EXT-X-TARGETDURATION", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST"):
+            continue  # worked out anew when rendered
+        elif line.startswith("#"):
+            pending.append(line)
+        else:
+            seconds = next(
+                (float(p[8:].split(",")[0]) for p in pending if p.startswith("#EXTINF:")), 0.0
+            )
+            discontinuity = "#EXT-X-DISCONTINUITY" in pending
+            segments.append(Segment((*pending, line), seconds, discontinuity))
+            pending = []
+    return Playlist(version, sequence, discontinuity_sequence, independent, tuple(segments))
+
+
+class PlaylistCache:
+    """Parsed playlists, read again only when ffmpeg has rewritten them (about once a segment)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, int], Playlist]] = {}
+
+    def get(self, path: Path) -> Playlist | None:
+        """The playlist at ``path``, or None if there is none (yet)."""
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            self._cache.pop(path, None)
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        playlist = parse(path.read_text())
+        self._cache[path] = (stamp, playlist)
+        return playlist
+
+
+def variants_of(directory: Path) -> list[str]:
+    """The renditions a session was cut into ([""] when it was copied as it came)."""
+    if (directory / MASTER).exists():
+        return [v for v in VARIANTS if (directory / v / PLAYLIST).exists()]
+    return [""]
+
+
+def master(directory: Path) -> str | None:
+    """The master playlist of a ladder, pointing at what the app serves; None if no ladder."""
+    path = directory / MASTER
+    if not path.exists():
+        return None
+    return path.read_text().replace(PLAYLIST, INDEX)
+
+
+def finish_recording(directory: Path) -> float:
+    """Write the recording's VOD playlists; its length in seconds (0 if nothing was recorded)."""
+    lengths = []
+    for variant in variants_of(directory):
+        source = directory / variant / PLAYLIST
+        if not source.exists():
+            continue
+        playlist = parse(source.read_text())
+        if not playlist.segments:
+            continue
+        target = directory / variant / VOD
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(playlist.render(vod=True))
+        temporary.replace(target)
+        lengths.append(playlist.seconds)
+    return max(lengths, default=0.0)
