@@ -105,6 +105,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # In-process tests deliver the sandbox's webhooks themselves, when they choose to.
         sandbox_courier=False,
         gc_tuning=False,  # a server process's choice, not a test run's
+        rtmp_port=0,  # any free port: tests run side by side
     )
 
 
@@ -212,6 +213,7 @@ class Farm:
             "ORIGINLIVE_DATA_DIR": str(self.tmp_path / "data"),
             "ORIGINLIVE_SECRET_KEY": "live-test-secret",
             "ORIGINLIVE_AUTO_APPROVE_SHOPS": "true",
+            "ORIGINLIVE_RTMP_PORT": "0",  # any free port, unless the test names one
         }
         command = [sys.executable, "-m", "uvicorn", "originlive.app:create_app", "--factory"]
         log = (self.tmp_path / f"server-{port}.log").open("ab")

@@ -152,6 +152,20 @@ async def _by_name(session: SessionDep, name: str, settings: Any) -> LiveSession
     return live
 
 
+async def _publishable(session: SessionDep, name: str, settings: Any) -> LiveSession | str:
+    """The session a publisher may publish to, or why not: by its stream key, or by its id
+    (nginx-rtmp's second application, which takes the stream once renamed; with the secret
+    only). The same rules either way: not ended, the shop approved."""
+    if not name.isdigit():
+        return await media.publishable(session, stream_key=name)
+    if settings.media_hook_secret is None:
+        raise Forbidden("Set ORIGINLIVE_MEDIA_HOOK_SECRET to use session ids in hooks.")
+    live = await session.get(LiveSession, int(name))
+    if live is None:
+        return "unknown session"
+    return await media.publishable(session, stream_key=live.stream_key)
+
+
 @router.post("/api/v1/media/hooks/publish", tags=["media"])
 async def hook_publish(
     request: Request,
@@ -161,16 +175,19 @@ async def hook_publish(
 ) -> Response:
     """A publisher with a stream key: 403 unless the key is a live or scheduled session's of
     an approved shop. The session goes live; nginx-rtmp is told to name the stream by the
-    session's id (a redirect), so that the key never shows in a playback address."""
+    session's id (a redirect), so that the key never shows in a playback address. A stream
+    already named by a session's id (nginx-rtmp handing it on) is let through (200) under the
+    same rules."""
     fields = await _hook_fields(request, secret)
-    found = await media.publishable(session, stream_key=fields.get("name", ""))
+    name = fields.get("name", "")
+    found = await _publishable(session, name, request.app.state.settings)
     if isinstance(found, str):
         log.info("media hook: publish refused: %s", found)
         raise Forbidden(f"Publishing refused: {found}.")
     if found.status == SessionStatus.SCHEDULED:
         await control.go_live(session, hub, live=found)
     await media.connected(session, live=found)
-    if _srs(request):
+    if _srs(request) or name.isdigit():
         return JSONResponse({"code": 0})
     return RedirectResponse(str(found.id), status_code=status.HTTP_302_FOUND)
 

@@ -159,8 +159,13 @@ class Process:
     async def write(self, data: bytes) -> None:
         """Feed its standard input; ``BrokenPipeError`` or ``ConnectionResetError`` if it died."""
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
+        if self.proc.returncode is not None or self.proc.stdin.is_closing():
+            raise BrokenPipeError(f"{self.name} has exited")
+        try:
+            self.proc.stdin.write(data)
+            await self.proc.stdin.drain()
+        except RuntimeError as exc:  # uvloop's word for a pipe closed under the write
+            raise BrokenPipeError(str(exc)) from exc
 
     async def wait(self) -> int:
         """Its exit status, once it exits; a failure is logged with what it said last."""

@@ -101,8 +101,13 @@ def parse(text: str) -> Playlist:
             seconds = next(
                 (float(p[8:].split(",")[0]) for p in pending if p.startswith("#EXTINF:")), 0.0
             )
-            discontinuity = "#EXT-X-DISCONTINUITY" in pending
-            segments.append(Segment((*pending, line), seconds, discontinuity))
+            # ffmpeg's discont_start also puts one in the header (read as the first segment's),
+            # where there is nothing to be discontinuous with: one a segment, none on the first.
+            discontinuity = "#EXT-X-DISCONTINUITY" in pending and bool(segments)
+            tags = [p for p in pending if p != "#EXT-X-DISCONTINUITY"]
+            if discontinuity:
+                tags.insert(0, "#EXT-X-DISCONTINUITY")
+            segments.append(Segment((*tags, line), seconds, discontinuity))
             pending = []
     return Playlist(version, sequence, discontinuity_sequence, independent, tuple(segments))
 

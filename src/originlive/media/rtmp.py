@@ -355,6 +355,8 @@ class RtmpConnection:
             log.info("rtmp %s: no handshake in time", self.peer)
         except ProtocolError as exc:
             log.info("rtmp %s: %s", self.peer, exc)
+        except Exception:
+            log.exception("rtmp %s: failed", self.peer)
         finally:
             await self.close()
 
