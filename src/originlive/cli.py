@@ -87,6 +87,8 @@ def _demo(args: argparse.Namespace) -> None:
     # The demo is a small deployment: shops opened in it sell at once, unless told otherwise.
     # Set in the environment so that every worker process sees it too.
     os.environ.setdefault("ORIGINLIVE_AUTO_APPROVE_SHOPS", "true")
+    # And its live session shows moving video: a test picture published to the ingest.
+    os.environ.setdefault("ORIGINLIVE_DEMO_BROADCAST", "true")
     get_settings.cache_clear()
     settings = get_settings()
     _migrate(settings)

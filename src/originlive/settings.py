@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a session stays live after its encoder drops, for it to return.",
     )
+    demo_broadcast: bool = Field(
+        default=False,
+        description="Publish a test picture to each live session at start (set by `demo`).",
+    )
     media_hook_secret: str | None = Field(
         default=None,
         description="Asked of nginx-rtmp's or SRS's calls to /api/v1/media/hooks/* (?secret=).",

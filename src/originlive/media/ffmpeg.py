@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import sys
 from collections import deque
@@ -36,6 +37,9 @@ def ffmpeg_binary(configured: Path | None = None) -> str:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    # Its own session: a Ctrl-C at the terminal reaches the platform, which stops its ffmpeg
+    # gently (the last segment and playlist written), rather than every ffmpeg at once.
+    os.setsid()
     # If the platform is killed outright, the kernel kills its ffmpeg too: never left behind.
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

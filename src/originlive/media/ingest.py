@@ -24,6 +24,7 @@ from originlive.live.models import LiveSession, SessionStatus
 from originlive.live.rooms import Hub
 from originlive.media import hls, rtmp
 from originlive.media import service as media
+from originlive.media.broadcast import DemoBroadcast
 from originlive.media.ffmpeg import PLAYLIST, HlsOptions, Process, ffmpeg_binary, hls_command
 from originlive.orders.gate import Gate
 from originlive.settings import Settings
@@ -128,6 +129,7 @@ class Media:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.demo: DemoBroadcast | None = None
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +156,15 @@ class Media:
                 if lost:
                     log.warning("%s streams were cut by a restart; their grace period runs", lost)
                 log.info("RTMP ingest on %s:%s", host, self.rtmp_port)
+                if self.settings.demo_broadcast:
+                    local = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+                    self.demo = DemoBroadcast(
+                        binary=self.binary,
+                        rtmp_url=f"rtmp://{local}:{self.rtmp_port}/{APP}",
+                        sessionmaker=self.sessionmaker,
+                        folder=self.settings.data_dir,
+                    )
+                    await self.demo.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
@@ -162,6 +173,8 @@ class Media:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        if self.demo is not None:
+            await self.demo.close()
         if self.server is not None:
             await self.server.close()
         for task in list(self._tasks):
