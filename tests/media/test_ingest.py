@@ -227,3 +227,38 @@ def publish_720p(studio: Studio, *, seconds: float) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             publisher(studio.rtmp(), seconds=seconds, size="1280x720"), stdout=log, stderr=log
         )
+
+
+async def test_a_platform_stopped_mid_stream_leaves_no_ffmpeg_and_a_crash_ends_the_session(
+    studio_factory, farm
+) -> None:
+    studio: Studio = await studio_factory(RECONNECT_GRACE_SECONDS="30")
+    live_url = f"{studio.url}/media/hls/{studio.session_id}/index.m3u8"
+    publisher = studio.publish(60)
+    await wait_for(lambda: playlist(live_url), timeout=20)
+    server = farm.processes.pop(studio.url)
+    ffmpeg = children(server.pid)
+    server.terminate()  # a clean stop: its ffmpeg finishes and exits with it
+    assert server.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    assert not [p for p in ffmpeg if os.path.exists(f"/proc/{p}") and not _zombie(p)]
+    assert publisher.wait(timeout=10) != 0  # the encoder was put out
+    # Back up; the encoder returns (OBS reconnects by itself), then the platform is killed.
+    port = int(studio.url.rsplit(":", 1)[1])
+    url = await farm.start(
+        port=port,
+        ORIGINLIVE_RTMP_PORT=str(studio.rtmp_port),
+        ORIGINLIVE_RECONNECT_GRACE_SECONDS="30",
+    )
+    publisher = studio.publish(60)
+    await wait_for(lambda: _has(live_url, "#EXT-X-DISCONTINUITY"), timeout=20)
+    farm.kill(url)
+    publisher.wait(timeout=10)
+    # After the crash nobody streams: once up again, the grace period runs out and the
+    # session ends with what was recorded before.
+    await farm.start(
+        port=port,
+        ORIGINLIVE_RTMP_PORT=str(studio.rtmp_port),
+        ORIGINLIVE_RECONNECT_GRACE_SECONDS="3",
+    )
+    session = await wait_for(lambda: _ended_with_replay(studio), timeout=20, every=0.5)
+    assert probe_duration(session["replay_url"]) >= 1
