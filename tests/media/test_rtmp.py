@@ -29,15 +29,16 @@ def test_flv_tag_layout() -> None:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, **options) -> None:
         self.asked: list[rtmp.PublishRequest] = []
+        self.options = options
 
     async def authorize(self, request, connection):
         self.asked.append(request)
         return "no"
 
     async def __aenter__(self):
-        self.server = rtmp.RtmpServer(self.authorize)
+        self.server = rtmp.RtmpServer(self.authorize, **self.options)
         self.port = await self.server.start("127.0.0.1", 0)
         return self
 
@@ -125,3 +126,12 @@ async def test_publish_goes_to_authorize_with_the_key_without_its_query() -> Non
     assert server.asked == [
         rtmp.PublishRequest(app="live", name="live_KEY", peer=server.asked[0].peer)
     ]
+
+
+async def test_a_silent_connection_is_closed() -> None:
+    async with Server(idle_timeout=0.5) as server:
+        reader, writer = await shake(server.port)
+        started = asyncio.get_running_loop().time()
+        assert await closed(reader)
+        assert asyncio.get_running_loop().time() - started < 3
+        writer.close()

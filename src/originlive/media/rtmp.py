@@ -214,11 +214,16 @@ class RtmpConnection:
         authorize: Authorize,
         *,
         handshake_timeout: float = 10.0,
+        idle_timeout: float = 20.0,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.authorize = authorize
         self.handshake_timeout = handshake_timeout
+        # An encoder sends audio every few tens of ms: silence this long means its network
+        # is gone (a dead TCP connection can stay "open" for hours), and the grace period
+        # should start now.
+        self.idle_timeout = idle_timeout
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.app = ""
@@ -235,7 +240,8 @@ class RtmpConnection:
 
     async def _fill(self, n: int) -> None:
         while len(self._buf) < n:
-            data = await self.reader.read(65536)
+            async with asyncio.timeout(self.idle_timeout):
+                data = await self.reader.read(65536)
             if not data:
                 raise EOFError
             self._buf += data
@@ -352,7 +358,7 @@ class RtmpConnection:
         except (EOFError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except TimeoutError:
-            log.info("rtmp %s: no handshake in time", self.peer)
+            log.info("rtmp %s: silent for too long", self.peer)
         except ProtocolError as exc:
             log.info("rtmp %s: %s", self.peer, exc)
         except Exception:
@@ -473,8 +479,9 @@ def _metadata(payload: bytes) -> bytes | None:
 class RtmpServer:
     """Listens for publishers; each connection is served by an :class:`RtmpConnection`."""
 
-    def __init__(self, authorize: Authorize) -> None:
+    def __init__(self, authorize: Authorize, *, idle_timeout: float = 20.0) -> None:
         self.authorize = authorize
+        self.idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._connections: set[RtmpConnection] = set()
 
@@ -484,7 +491,7 @@ class RtmpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = RtmpConnection(reader, writer, self.authorize)
+        connection = RtmpConnection(reader, writer, self.authorize, idle_timeout=self.idle_timeout)
         self._connections.add(connection)
         try:
             await connection.run()
