@@ -1,6 +1,7 @@
 """Publishing to the embedded ingest with a real ffmpeg: the key gates it, the session goes
 live, HLS comes out and decodes, the session ends after the grace period, the replay plays."""
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -66,6 +67,12 @@ async def test_only_the_key_publishes_and_the_stream_plays_then_replays(studio_f
     assert replay.endswith(f"/media/recordings/{studio.session_id}/index.m3u8")
     vod = await playlist(replay)
     assert vod is not None and "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    # Segments carry their wall-clock time: the replay timeline (offsets from started_at)
+    # lines up with the recording.
+    first = next(x for x in vod.splitlines() if x.startswith("#EXT-X-PROGRAM-DATE-TIME:"))
+    recorded_from = dt.datetime.strptime(first.split(":", 1)[1], "%Y-%m-%dT%H:%M:%S.%f%z")
+    started_at = dt.datetime.fromisoformat(session["started_at"])
+    assert abs((recorded_from - started_at).total_seconds()) < 3
     whole = probe(replay)
     assert 7 <= float(whole["format"]["duration"]) <= 9.5
     # The live address now gives the recording too.

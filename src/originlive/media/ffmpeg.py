@@ -62,7 +62,9 @@ def hls_command(
     Every segment stays listed (an event playlist, the session's recording); ``resume`` goes
     on with the playlist a dropped publisher left, after a discontinuity.
     """
-    flags = "append_list+omit_endlist+independent_segments+temp_file"
+    # program_date_time: each segment carries its wall-clock time, so that a replay page can
+    # line the recording up with the replay timeline (comments, pins, purchases by time).
+    flags = "append_list+omit_endlist+independent_segments+temp_file+program_date_time"
     if resume:
         flags += "+discont_start"
     command = [binary, "-hide_banner", "-loglevel", "warning", "-f", "flv", "-i", source]
