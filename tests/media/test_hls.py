@@ -1,6 +1,8 @@
 """Live windows and recordings made of ffmpeg's event playlists, and what may be served."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from originlive.media import hls
 
@@ -47,3 +49,26 @@ async def test_no_stream_yet_is_a_404(client) -> None:
     got = await client.get("/media/hls/1/index.m3u8")
     assert got.status_code == 404
     assert "not streaming" in got.json()["detail"]
+
+
+def event_playlist(count: int, breaks: set[int]) -> str:
+    """As ffmpeg writes it after a reconnect (discont_start), with wall-clock times."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:1"]
+    lines += ["#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-DISCONTINUITY"]
+    lines += ["#EXT-X-INDEPENDENT-SEGMENTS"]
+    for i in range(count):
+        if i in breaks or i == 0:
+            lines.append("#EXT-X-DISCONTINUITY")
+        clock = f"2026-11-24T22:{i // 60 % 60:02d}:{i % 60:02d}.974+0000"
+        lines += ["#EXTINF:1.000000,", f"#EXT-X-PROGRAM-DATE-TIME:{clock}", f"seg{i:05d}.ts"]
+    return "\n".join(lines) + "\n"
+
+
+@given(
+    count=st.integers(1, 400),
+    breaks=st.sets(st.integers(0, 399), max_size=6),
+    size=st.sampled_from([3, 6, 10]),
+)
+def test_the_window_from_the_tail_is_the_window_of_the_whole(count, breaks, size) -> None:
+    text = event_playlist(count, breaks)
+    assert hls.live_window(text, size) == hls.parse(text).window(size)

@@ -67,12 +67,11 @@ def _segment(directory: Path, variant: str, name: str) -> Response:
     return FileResponse(path, media_type=SEGMENT_TYPE, headers={"Cache-Control": SEGMENT_CACHE})
 
 
-def _recording(media_: Media, directory: Path, variant: str) -> Response | None:
+def _recording(directory: Path, variant: str) -> Response | None:
     vod = directory / variant / hls.VOD
-    playlist = media_.playlists.get(vod)
-    if playlist is None:
+    if not vod.is_file():
         return None
-    return _playlist(playlist.render(vod=True), VOD_CACHE)
+    return FileResponse(vod, media_type=PLAYLIST_TYPE, headers={"Cache-Control": VOD_CACHE})
 
 
 @router.get("/media/hls/{session_id}/{path:path}", include_in_schema=False)
@@ -84,13 +83,13 @@ async def live_hls(session_id: RowId, path: str, media_: MediaDep) -> Response:
         return _segment(directory, variant, name)
     if not variant and (master := hls.master(directory)) is not None:
         return _playlist(master, LIVE_CACHE)
-    recording = _recording(media_, directory, variant)
+    recording = _recording(directory, variant)
     if recording is not None:
         return recording
-    playlist = media_.playlists.get(directory / variant / PLAYLIST)
-    if playlist is None or not playlist.segments:
+    window = media_.windows.get(directory / variant / PLAYLIST)
+    if window is None:
         raise NotFound("This session is not streaming (yet).")
-    return _playlist(playlist.window(media_.settings.hls_live_segments), LIVE_CACHE)
+    return _playlist(window, LIVE_CACHE)
 
 
 @router.get("/media/recordings/{session_id}/{path:path}", include_in_schema=False)
@@ -104,7 +103,7 @@ async def recording(session_id: RowId, path: str, media_: MediaDep) -> Response:
         return _segment(directory, variant, name)
     if not variant and (master := hls.master(directory)) is not None:
         return _playlist(master, VOD_CACHE)
-    answer = _recording(media_, directory, variant)
+    answer = _recording(directory, variant)
     assert answer is not None
     return answer
 

@@ -122,7 +122,7 @@ class Media:
             segment_seconds=settings.hls_segment_seconds, renditions=settings.renditions
         )
         self.binary = ffmpeg_binary(settings.ffmpeg)
-        self.playlists = hls.PlaylistCache()
+        self.windows = hls.LiveWindows(settings.hls_live_segments)
         self.streams: dict[int, Stream] = {}
         self.server: rtmp.RtmpServer | None = None
         self.rtmp_port: int | None = None
