@@ -269,3 +269,17 @@ async def test_a_platform_stopped_mid_stream_leaves_no_ffmpeg_and_a_crash_ends_t
     )
     session = await wait_for(lambda: _ended_with_replay(studio), timeout=20, every=0.5)
     assert probe_duration(session["replay_url"]) >= 1
+
+
+async def test_an_ffmpeg_that_keeps_failing_puts_the_stream_out(studio_factory) -> None:
+    studio: Studio = await studio_factory(FFMPEG="/bin/false")
+    publisher = studio.publish(30)
+    assert publisher.wait(timeout=20) != 0  # given up on, not retried for ever
+    # The session went live with the publish, and ends after the grace period, unrecorded.
+    session = await wait_for(lambda: _ended(studio), timeout=20, every=0.5)
+    assert session["replay_url"] is None
+
+
+async def _ended(studio: Studio):
+    session = await studio.session()
+    return session if session["status"] == "ended" else None

@@ -12,8 +12,10 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -181,7 +183,7 @@ class Media:
             with contextlib.suppress(Exception):
                 await task
 
-    def spawn(self, coroutine: "asyncio._CoroutineLike[None]") -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run work in the background, awaited on shutdown."""
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
@@ -214,8 +216,13 @@ class Media:
                     await control.go_live(session, self.hub, live=live)
                 await media.connected(session, live=live)
             stream = Stream(self, live, connection)
-            await stream.start()
             self.streams[live.id] = stream
+            try:
+                await stream.start()
+            except Exception:
+                log.exception("session %s: ffmpeg could not be started", live.id)
+                await self.stream_closed(stream)  # its grace period, as for a dropped stream
+                return "the platform could not start its transcoder"
             log.info("session %s: publishing from %s", live.id, request.peer)
             return stream
 
