@@ -125,12 +125,12 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[int], Nginx]]:
         http_port, rtmp_port = free_port(), free_port()
         conf = root / "nginx.conf"
         conf.write_text(render(root, app_port=app_port, http_port=http_port, rtmp_port=rtmp_port))
-        log = (root / "logs" / "nginx.out").open("ab")
-        process = subprocess.Popen(
-            [binary, "-c", str(conf), "-e", str(root / "logs" / "error.log"),
-             "-g", "daemon off;"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with (root / "logs" / "nginx.out").open("ab") as log:
+            process = subprocess.Popen(
+                [binary, "-c", str(conf), "-e", str(root / "logs" / "error.log"),
+                 "-g", "daemon off;"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         started.append(process)
         deadline = time.monotonic() + 10
         while not (listening(http_port) and listening(rtmp_port)):
@@ -202,7 +202,7 @@ async def test_nginx_takes_the_streams_and_the_app_keeps_the_sessions(
         publishers.append(refused)
         assert await asyncio.to_thread(refused.wait, 20) != 0
         assert (await session())["status"] == "scheduled"
-        assert not any(front.hls.iterdir())
+        assert not any(front.hls.iterdir()) and not any(front.recordings.iterdir())
         missing = await get(live_url)  # nginx has nothing: the app answers
         assert missing.status_code == 404 and "not streaming" in missing.text
 
