@@ -36,10 +36,11 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench scripts migrations
 	$(BIN)/ruff check --fix src tests bench scripts migrations
 
-bench: $(STAMP)  ## needs Debian's wrk; each prints JSON
+bench: $(STAMP)  ## needs Debian's wrk and tesseract-ocr (video.py); each prints JSON
 	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/flash_sale.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/video.py
 
 bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
 	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
