@@ -446,6 +446,19 @@ def _busy_pct(since: tuple[int, int]) -> float:
     return round(100 * (busy - since[0]) / max(1, total - since[1]), 1)
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _version(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, check=False, timeout=10)
@@ -542,7 +555,12 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             await first_segment(api, live, counts)
             await asyncio.sleep(WARMUP)
             busy_since, load_before = _machine(), os.getloadavg()[0]
+            transcoders = _children(server.pid)
+            cpu_before = {p: _cpu_seconds(p) for p in [server.pid, *transcoders]}
+            sampled_from = time.monotonic()
             delays, fresh, targets = await edge_delays(api, live, args.seconds, counts)
+            sampled = time.monotonic() - sampled_from
+            cpu = {p: (_cpu_seconds(p) - cpu_before[p]) / sampled for p in cpu_before}
             busy = _busy_pct(busy_since)
             await _end(live.publisher)
             await end(api, merchant, live.session_id)
@@ -573,6 +591,13 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             if holdback is not None
             else {}
         ),
+    }
+    # The platform's own share (RTMP in, FLV to ffmpeg, playlists and segments to this
+    # bench's polls) and its ffmpeg's, while one stream was published.
+    figures["cpu_cores_while_streaming"] = {
+        "platform": round(cpu[server.pid], 3),
+        "ffmpeg": round(sum(v for p, v in cpu.items() if p != server.pid), 3),
+        "ffmpeg_processes": len(transcoders),
     }
     figures["counts"] = counts
     figures["machine_busy_pct_while_sampling"] = busy
