@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("live_sessions") as batch:
         batch.add_column(
-            sa.Column("stream_connected_at", originlive.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "stream_connected_at", originlive.db.UTCDateTime(timezone=True), nullable=True
+            )
         )
         batch.add_column(
             sa.Column("stream_dropped_at", originlive.db.UTCDateTime(timezone=True), nullable=True)
