@@ -142,3 +142,6 @@ def studio_factory(farm: Any, tmp_path: Path) -> Callable[..., Any]:
         return Studio(url, rtmp_port, merchant, int(live["id"]), live["stream_key"], tmp_path)
 
     return make
+
+
+from tests.orders.conftest import market  # noqa: E402, F401 - the orders tests' shop, reused
