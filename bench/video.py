@@ -94,6 +94,7 @@ CLOCK = (
 CROP_W, CROP_H, CROP_X, CROP_Y = 572, 82, 4, 4
 READING = re.compile(r"^\d{10}\.\d{3}$")
 HLSJS_SYNC_COUNT = 3  # hls.js liveSyncDurationCount, its default
+CHROMIUM = os.environ.get("ORIGINLIVE_TEST_CHROMIUM", "/usr/bin/chromium")
 FIRST_SEGMENT_TIMEOUT = 30.0
 BURST = "0.001"  # seconds sent ahead of real time at the start (0 would mean ffmpeg's 0.5)
 POLL_FIRST = 0.05
@@ -415,6 +416,71 @@ async def edge_delays(
     return delays, fresh, targets
 
 
+async def browser_delays(
+    url: str, live: Live, seconds: float, counts: dict[str, Any]
+) -> tuple[list[float], list[float]]:
+    """Glass to glass in a real player: Debian's Chromium (its own HLS playback) plays the live
+    playlist; every ``POLL_EDGE`` s or so the clock on screen is photographed and read. The
+    delays (wall time at the photograph, less the clock shown) and how long photographs took."""
+    from playwright.async_api import async_playwright
+
+    delays: list[float] = []
+    shots: list[float] = []
+    page_html = (
+        '<body style="margin:0;background:#000">'
+        f'<video id="v" muted autoplay playsinline src="{url}" '
+        'style="width:1280px;height:720px;display:block"></video></body>'
+    )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required",
+                  "--disable-background-networking", "--disable-component-update"],
+        )  # fmt: skip
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            await page.set_content(page_html)
+            await page.wait_for_function(
+                "document.getElementById('v').currentTime > 1", timeout=30_000
+            )
+            jitter = random.Random(7)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                await asyncio.sleep(
+                    jitter.uniform(POLL_EDGE - POLL_JITTER, POLL_EDGE + POLL_JITTER)
+                )
+                before = time.time()
+                png = await page.screenshot(clip={"x": 0, "y": 0, "width": 600, "height": 100})
+                after = time.time()
+                shots.append(after - before)
+                counts["browser_photos"] += 1
+                gray = await _clock_of_png(png)
+                clock, _ = await read_clock(gray) if gray is not None else (None, "")
+                seen = (before + after) / 2
+                if clock is None:
+                    counts["browser_ocr_unparsed"] += 1
+                elif not (live.started_wall - 1 <= clock <= seen and seen - clock <= ABSURD_DELAY):
+                    counts["browser_ocr_absurd"] += 1
+                else:
+                    delays.append(seen - clock)
+        finally:
+            await browser.close()
+    return delays, shots
+
+
+async def _clock_of_png(png: bytes) -> bytes | None:
+    """The clock box of a photograph of the video at its own size, as 8-bit gray."""
+    crop = f"crop={CROP_W}:{CROP_H}:{CROP_X}:{CROP_Y},format=gray"
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "png_pipe", "-i", "pipe:0",
+        "-vf", crop, "-f", "rawvideo", "pipe:1",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )  # fmt: skip
+    out, _ = await proc.communicate(png)
+    return out if len(out) == CROP_W * CROP_H else None
+
+
 # figures
 
 
@@ -551,7 +617,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             }
 
             # 2. glass to glass
-            live = await new_live(args.runs, FIRST_SEGMENT_TIMEOUT + WARMUP + args.seconds + 10)
+            browsing = args.seconds + 40 if args.browser else 0  # with the player's start
+            live = await new_live(
+                args.runs, FIRST_SEGMENT_TIMEOUT + WARMUP + args.seconds + 10 + browsing
+            )
             await first_segment(api, live, counts)
             await asyncio.sleep(WARMUP)
             busy_since, load_before = _machine(), os.getloadavg()[0]
@@ -560,6 +629,17 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             sampled_from = time.monotonic()
             delays, fresh, targets = await edge_delays(api, live, args.seconds, counts)
             sampled = time.monotonic() - sampled_from
+            if args.browser:
+                counts |= {"browser_photos": 0, "browser_ocr_unparsed": 0, "browser_ocr_absurd": 0}
+                seen, shots = await browser_delays(live.playlist_url, live, args.seconds, counts)
+                figures["glass_to_glass_in_chromium"] = {
+                    "how": "Chromium's own HLS playback of the live playlist; the clock on "
+                    "screen photographed and read, against the wall time of the photograph",
+                    "samples": len(seen),
+                    **_spread(seen),
+                    "mean_s": round(statistics.fmean(seen), 3) if seen else None,
+                    "photo_ms_median": _ms(statistics.median(shots)) if shots else None,
+                }
             cpu = {p: (_cpu_seconds(p) - cpu_before[p]) / sampled for p in cpu_before}
             busy = _busy_pct(busy_since)
             await _end(live.publisher)
@@ -617,6 +697,9 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="publishes to time the first segment")
     parser.add_argument("--seconds", type=float, default=20, help="seconds of delay sampling")
     parser.add_argument("--renditions", action="store_true", help="ORIGINLIVE_RENDITIONS=true")
+    parser.add_argument(
+        "--browser", action="store_true", help="also glass to glass in Debian's Chromium"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, HLS)")
     args = parser.parse_args()
     if shutil.which("tesseract") is None:
