@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         default=None,
         description="Asked of nginx-rtmp's or SRS's calls to /api/v1/media/hooks/* (?secret=).",
     )
+    media_control_url: str | None = Field(
+        default=None,
+        description="External mode: nginx-rtmp's control address (rtmp_control), e.g. "
+        "http://127.0.0.1:8081/control; an ended session's or rotated key's encoder is put "
+        "out through it. Unset: it streams on until it stops by itself.",
+    )
     gc_tuning: bool = Field(
         default=True,
         description="Freeze start-up objects and collect cycles less often (lower tail latency).",

@@ -2,7 +2,8 @@
 and secret swapped for the test's) in a real nginx with nginx-rtmp, the app in external mode
 behind it. Only the stream key publishes; nginx serves the live HLS under the session's id;
 the session ends after the grace period and its replay, cut by the app from nginx's
-recording, plays through nginx."""
+recording, plays through nginx. Ending a session or rotating its key through the API puts
+the encoder out through nginx-rtmp's control."""
 
 import asyncio
 import contextlib
@@ -12,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Nginx:
 
     url: str
     rtmp_port: int
+    control_url: str  # nginx-rtmp's control (ORIGINLIVE_MEDIA_CONTROL_URL)
     root: Path  # its pid, logs, temp files, HLS and recordings
 
     @property
@@ -65,7 +67,7 @@ def nginx_binary() -> str:
     return binary
 
 
-def render(root: Path, *, app_port: int, http_port: int, rtmp_port: int) -> str:
+def render(root: Path, *, app_port: int, http_port: int, rtmp_port: int, control_port: int) -> str:
     """The deploy config with the test's ports, folders and secret, on loopback only."""
     text = CONFIG.read_text()
     temp_paths = "".join(
@@ -80,6 +82,7 @@ def render(root: Path, *, app_port: int, http_port: int, rtmp_port: int) -> str:
         "listen 1935;": f"listen 127.0.0.1:{rtmp_port};",
         "rtmp://127.0.0.1:1935/": f"rtmp://127.0.0.1:{rtmp_port}/",
         "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen 127.0.0.1:8081;": f"listen 127.0.0.1:{control_port};",
         "127.0.0.1:8000": f"127.0.0.1:{app_port}",
         "/var/lib/originlive-rtmp": str(root / "rtmp"),
         "REPLACE-WITH-ORIGINLIVE_MEDIA_HOOK_SECRET": SECRET,
@@ -122,9 +125,10 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[int], Nginx]]:
     def start(app_port: int) -> Nginx:
         for folder in ("logs", "temp", "rtmp/hls", "rtmp/recordings"):
             (root / folder).mkdir(parents=True, exist_ok=True)
-        http_port, rtmp_port = free_port(), free_port()
+        http_port, rtmp_port, control_port = free_port(), free_port(), free_port()
         conf = root / "nginx.conf"
-        conf.write_text(render(root, app_port=app_port, http_port=http_port, rtmp_port=rtmp_port))
+        ports = {"http_port": http_port, "rtmp_port": rtmp_port, "control_port": control_port}
+        conf.write_text(render(root, app_port=app_port, **ports))
         with (root / "logs" / "nginx.out").open("ab") as log:
             process = subprocess.Popen(
                 [binary, "-c", str(conf), "-e", str(root / "logs" / "error.log"),
@@ -133,11 +137,12 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[int], Nginx]]:
             )  # fmt: skip
         started.append(process)
         deadline = time.monotonic() + 10
-        while not (listening(http_port) and listening(rtmp_port)):
+        while not all(listening(port) for port in ports.values()):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"nginx did not start:\n{_logs(root)}")
             time.sleep(0.05)
-        return Nginx(f"http://127.0.0.1:{http_port}", rtmp_port, root)
+        control = f"http://127.0.0.1:{control_port}/control"
+        return Nginx(f"http://127.0.0.1:{http_port}", rtmp_port, control, root)
 
     try:
         yield start
@@ -264,6 +269,87 @@ async def test_nginx_takes_the_streams_and_the_app_keeps_the_sessions(
         whole = probe(replay)
         assert codecs(whole) == {"h264", "aac"}
         assert PUBLISH_SECONDS - 2 <= float(whole["format"]["duration"]) <= PUBLISH_SECONDS + 1
+    finally:
+        for process in publishers:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def segments(folder: Path) -> set[str]:
+    """The HLS segments nginx has written to a session's folder so far."""
+    return {p.name for p in folder.glob("*.ts")} if folder.is_dir() else set()
+
+
+async def test_ending_or_rotating_the_key_puts_the_encoder_out(farm, nginx, tmp_path: Path) -> None:
+    app_port = free_port()
+    front = nginx(app_port)
+    await farm.start(
+        port=app_port,
+        ORIGINLIVE_MEDIA_MODE="external",
+        ORIGINLIVE_MEDIA_HOOK_SECRET=SECRET,
+        ORIGINLIVE_MEDIA_CONTROL_URL=front.control_url,
+        ORIGINLIVE_PUBLIC_URL=front.url,
+        ORIGINLIVE_RTMP_PORT=str(front.rtmp_port),
+    )
+    publisher_log = tmp_path / "publisher.log"
+    publishers: list[subprocess.Popen[bytes]] = []
+
+    def start_publishing(ingest_url: str, key: str) -> subprocess.Popen[bytes]:
+        # Far longer than the test: only nginx putting it out ends it in time.
+        process = publish(f"{ingest_url}/{key}", seconds=60, log=publisher_log)
+        publishers.append(process)
+        return process
+
+    async def streaming(folder: Path, after: Iterable[str] = ()) -> None:
+        """Wait for nginx to write a segment not among ``after``: the stream has gone all the
+        way through "live" and "session"."""
+        await wait_for(lambda: segments(folder).difference(after), timeout=15, every=0.1)
+
+    async def put_out(process: subprocess.Popen[bytes]) -> float:
+        """Seconds until the publisher exits (it would stream on for a minute)."""
+        began = time.monotonic()
+        await asyncio.to_thread(process.wait, 5)
+        return time.monotonic() - began
+
+    try:
+        async with httpx.AsyncClient(base_url=front.url) as api:
+            # (a) Ending the session: the encoder is put out, and nginx writes no more HLS.
+            merchant, live = await schedule(front.url)
+            folder = front.hls / str(live["id"])
+            publisher = start_publishing(live["ingest_url"], live["stream_key"])
+            await streaming(folder)
+            ended = await api.post(
+                f"/api/v1/live-sessions/{live['id']}/end", headers=merchant.headers
+            )
+            assert ended.status_code == 200, ended.text
+            print(f"publisher put out {await put_out(publisher):.2f} s after the end")
+            await asyncio.sleep(0.5)  # nginx closes the last segment as the stream goes
+            written = segments(folder)
+            await asyncio.sleep(2)  # a segment a second while the encoder streamed
+            assert segments(folder) == written
+
+            # (b) Rotating the key while publishing: the encoder is put out, the old key is
+            # refused, the new key publishes (the session live throughout, in its grace).
+            merchant, live = await schedule(front.url)
+            url = f"/api/v1/live-sessions/{live['id']}"
+            folder = front.hls / str(live["id"])
+            old_key = live["stream_key"]
+            publisher = start_publishing(live["ingest_url"], old_key)
+            await streaming(folder)
+            rotated = await api.post(f"{url}/stream-key", headers=merchant.headers)
+            assert rotated.status_code == 200, rotated.text
+            new_key = rotated.json()["stream_key"]
+            assert new_key != old_key
+            print(f"publisher put out {await put_out(publisher):.2f} s after the rotation")
+
+            again = start_publishing(live["ingest_url"], old_key)
+            assert await asyncio.to_thread(again.wait, 10) != 0
+            written = segments(folder)
+            start_publishing(live["ingest_url"], new_key)
+            await streaming(folder, after=written)
+            got = await api.get(url, headers=merchant.headers)
+            assert got.json()["status"] == "live"
     finally:
         for process in publishers:
             if process.poll() is None:

@@ -104,6 +104,18 @@ async def _audit(
         )
 
 
+def _put_out(request: Request, session: AsyncSession, live: LiveSession) -> None:
+    """Once committed, the session's encoder is put out: with an external media server,
+    through it (the media ingest's ``put_out``; in the embedded mode its sweep does so within
+    a second). Best effort: the request has succeeded whatever it answers."""
+    session_id = live.id
+
+    async def put_out() -> None:
+        await request.app.state.media.put_out(session_id)
+
+    after_commit(session, put_out)
+
+
 # Sessions
 
 
@@ -188,9 +200,10 @@ async def end_session(
     gate: StockGate,
     user: CurrentUser,
 ) -> schemas.LiveSession:
-    """End the session: the room is told, and the session's open offers end with it (their
-    unsold units go back to the SKUs)."""
+    """End the session: the room is told, the session's open offers end with it (their
+    unsold units go back to the SKUs), and its encoder is put out."""
     live = await control.end(session, hub, writer, gate, live=live)
+    _put_out(request, session, live)
     await _audit(session, user, "live.end", live)
     return await _view(request, session, live, user)
 
@@ -199,8 +212,10 @@ async def end_session(
 async def rotate_stream_key(
     live: RunSession, request: Request, session: SessionDep, user: CurrentUser
 ) -> schemas.LiveSession:
-    """A new stream key; the old one is refused from now on."""
+    """A new stream key; the old one is refused from now on, and an encoder publishing with
+    it is put out."""
     live = await service.rotate_stream_key(session, live=live)
+    _put_out(request, session, live)  # the encoder, on the old key, is refused if it returns
     await _audit(session, user, "live.stream_key", live)
     return await _view(request, session, live, user)
 

@@ -4,7 +4,8 @@
 away past the grace period. In the embedded mode it also takes RTMP itself
 (:mod:`originlive.media.rtmp`) and feeds each accepted stream, as FLV, to a supervised ffmpeg
 that writes the session's HLS; in the external mode nginx-rtmp or SRS take the streams and
-call the hooks (:mod:`originlive.media.api`).
+call the hooks (:mod:`originlive.media.api`), and nginx-rtmp is told to drop a publisher whose
+session was ended or whose key was rotated (:meth:`Media.put_out`).
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from originlive.batching import OrderWriter
@@ -34,6 +36,7 @@ from originlive.settings import Settings
 log = logging.getLogger(__name__)
 
 APP = "live"  # rtmp://HOST:PORT/live/STREAM_KEY
+CONTROL_TIMEOUT_SECONDS = 2.0  # nginx on loopback answers at once, or not at all
 RESTARTS = 5  # ffmpeg may fail this many times a minute before the stream is put out
 TICK_SECONDS = 1.0
 
@@ -290,6 +293,46 @@ class Media:
             await media.recorded(session, session_id=session_id, seconds=seconds)
         log.info("session %s: recording of %.1f s ready", session_id, seconds)
         return seconds
+
+    # Putting publishers out (external)
+
+    async def put_out(self, session_id: int) -> None:
+        """After the session has ended or its key was rotated (committed): in the external
+        mode, have nginx-rtmp drop the session's publisher now, as the sweep does in the
+        embedded one. Best effort: a failure is logged, and the encoder then streams on until
+        it stops by itself. (nginx's on_publish_done then calls in: a rotated key's session
+        has its grace period to come back with the new key.)
+
+        nginx-rtmp's control module drops it in application ``live``, where the encoder
+        publishes, by its name there: the session's id, once the publish hook renamed it.
+        Its push to ``session`` ends with it. Dropping the push in ``session`` alone would not
+        do: ``live`` pushes again a few seconds later, and the encoder streams on."""
+        url = self.settings.media_control_url
+        if self.settings.media_mode != "external" or not url:
+            return
+        params = {"app": APP, "name": str(session_id)}  # nginx's application is "live" too
+        try:
+            # trust_env=False: straight to nginx on loopback, never through a proxy.
+            async with httpx.AsyncClient(
+                timeout=CONTROL_TIMEOUT_SECONDS, trust_env=False
+            ) as client:
+                answer = await client.get(f"{url.rstrip('/')}/drop/publisher", params=params)
+        except Exception as exc:  # never the request's failure: it has committed
+            log.warning(
+                "session %s: nginx could not be asked to drop its publisher: %r", session_id, exc
+            )
+            return
+        if answer.status_code != 200:
+            log.warning(
+                "session %s: nginx refused to drop its publisher: %s %s",
+                session_id,
+                answer.status_code,
+                answer.text[:200],
+            )
+        elif answer.text.strip() == "0":
+            log.info("session %s: no publisher at nginx to drop", session_id)
+        else:
+            log.info("session %s: nginx dropped its publisher", session_id)
 
     def directory(self, session_id: int) -> Path:
         """Where a session's HLS and recording are."""
