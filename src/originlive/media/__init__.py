@@ -1,0 +1,1 @@
+"""Live video: the RTMP ingest, ffmpeg, HLS playback, recordings and media-server hooks."""
