@@ -33,6 +33,7 @@ from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
 from originlive.live import api as live_api
 from originlive.live import moderation
+from originlive.live import pages as live_pages
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.media import api as media_api
@@ -200,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
+        live_pages.router,
         payments_pages.router,
     ):
         app.include_router(router)

@@ -1,0 +1,39 @@
+"""HTML routes of live sessions: the room a buyer watches."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from originlive.db import SessionDep
+from originlive.live import service
+from originlive.live.deps import VisibleSession
+from originlive.live.rooms import offer_event
+from originlive.web.deps import Viewer, get_viewer
+from originlive.web.templating import render
+
+router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+
+HLS_JS = "/static/vendor/hls.js-1.7.4/hls.light.min.js"  # npm hls.js 1.7.4, only where needed
+
+
+@router.get("/live/{session_id}", response_class=HTMLResponse)
+async def room(
+    live: VisibleSession, request: Request, session: SessionDep, user: Viewer
+) -> HTMLResponse:
+    """The live room: the video, the pinned offer, chat, likes and purchases as they happen.
+
+    The page is whole without JavaScript (the session, its pinned offer); the room's socket
+    brings it to life. hls.js is fetched only by browsers that cannot play HLS themselves."""
+    shop = (await service.shops_of(session, [live]))[live.shop_id]
+    offers = await service.offers_of(session, session_ids=[live.id])
+    pinned = next((o for o in offers if o.id == live.pinned_offer_id), None)
+    context: dict[str, Any] = {
+        "live": live,
+        "shop": shop,
+        "pinned": offer_event(pinned) if pinned is not None else None,
+        "playback_url": f"/media/hls/{live.id}/index.m3u8",
+        "room_url": f"/ws/live/{live.id}",
+        "hls_js": HLS_JS,
+    }
+    return render(request, "live/room.html", context)

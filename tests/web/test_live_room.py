@@ -1,0 +1,122 @@
+"""The live room in a real browser on a phone-sized screen: ffmpeg publishes, the page goes
+live by itself and the video plays; the buyer chats and likes; a pinned offer and a purchase
+show up as they happen. Screenshots of each step land in ``test-artifacts/screenshots/``."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.live.conftest import ADDRESS, register
+from tests.media.conftest import Studio, schedule
+from tests.servers import free_port
+from tests.web.test_browser import CHROMIUM_ARGS, SCREENSHOTS, VIEWPORTS, _unavailable
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+PAGE_BUDGET = 300 * 1024  # the room's first load, video excluded (issue 6)
+
+
+async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
+    chromium: str, farm: Any, tmp_path: Any
+) -> None:
+    try:
+        from playwright.async_api import async_playwright, expect
+    except ImportError:
+        _unavailable("playwright is not installed; pip install -e '.[dev]'")
+    rtmp_port = free_port()
+    url = await farm.start(ORIGINLIVE_RTMP_PORT=str(rtmp_port))
+    merchant, live = await schedule(url)
+    studio = Studio(url, rtmp_port, merchant, int(live["id"]), live["stream_key"], tmp_path)
+    email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+    async with httpx.AsyncClient(base_url=url) as api:
+        body = {"email": email, "password": PASSWORD, "display_name": "李梅"}
+        assert (await api.post("/api/v1/auth/register", json=body)).status_code == 201
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    step = iter(range(1, 100))
+
+    async def shot(page: Any, name: str) -> None:
+        path = SCREENSHOTS / f"live-room-{next(step):02d}-{name}.png"
+        await page.screenshot(path=str(path), full_page=True)
+
+    publisher = None
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=chromium,
+            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            context = await browser.new_context(viewport=VIEWPORTS["mobile"], base_url=url)
+            page = await context.new_page()
+            await page.goto("/login")
+            await page.get_by_label("Email").fill(email)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator(".who")).to_have_text("李梅")
+
+            # The room before the anchor goes live; its weight, video excluded.
+            loaded: list[int] = []
+
+            async def weigh(response: Any) -> None:
+                if "/media/hls/" not in response.url:
+                    loaded.append(len(await response.body()))
+
+            page.on("response", weigh)
+            await page.goto(f"/live/{studio.session_id}")
+            await expect(page.locator("#room-status")).to_have_text("Starting soon")
+            await page.wait_for_load_state("networkidle")
+            page.remove_listener("response", weigh)
+            assert sum(loaded) < PAGE_BUDGET, loaded
+            await shot(page, "scheduled")
+
+            # The encoder connects: the page goes live by itself and the video plays.
+            publisher = studio.publish(120)
+            await expect(page.locator("#room-status")).to_have_text("Live", timeout=20_000)
+            await page.wait_for_function(
+                "document.getElementById('player').currentTime > 1", timeout=30_000
+            )
+            first = await page.evaluate("document.getElementById('player').currentTime")
+            await asyncio.sleep(1.5)
+            later = await page.evaluate("document.getElementById('player').currentTime")
+            assert later > first  # playing, not stuck on a frame
+            await shot(page, "playing")
+
+            # Chat and likes.
+            await page.get_by_placeholder("Say something").fill("还有货吗？")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.locator("#feed")).to_contain_text("还有货吗？")
+            await page.get_by_role("button", name="Like").click()
+            await page.get_by_role("button", name="Like").click()
+            await expect(page.locator("#room-likes")).to_have_text("2", timeout=5_000)
+            await shot(page, "chat")
+
+            # The merchant pins an offer; another buyer buys two: the room shows both.
+            async with httpx.AsyncClient(base_url=url) as api:
+                opened = await api.post(
+                    f"/api/v1/live-sessions/{studio.session_id}/offers",
+                    json={"sku_id": merchant.sku_id, "price_cents": 2990,
+                          "quantity": 50, "per_buyer_limit": 5, "pin": True},
+                    headers=merchant.headers,
+                )  # fmt: skip
+                assert opened.status_code == 201, opened.text
+                await expect(page.locator("#offer-price")).to_have_text("¥29.90")
+                await expect(page.locator("#offer-left")).to_have_text("50")
+                _, token = await register(api, "王小满")
+                order = await api.post(
+                    "/api/v1/orders",
+                    json={"items": [{"offer_id": opened.json()["id"], "quantity": 2}],
+                          "address": ADDRESS},
+                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k1"},
+                )  # fmt: skip
+                assert order.status_code == 201, order.text
+            await expect(page.locator("#feed .purchase")).to_contain_text("A buyer in")
+            await expect(page.locator("#offer-left")).to_have_text("48")
+            await shot(page, "purchase")
+        finally:
+            await browser.close()
+            if publisher is not None:
+                publisher.kill()
+                publisher.wait()
