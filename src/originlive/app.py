@@ -45,6 +45,7 @@ from originlive.orders.bulk import AnnouncingPlacer, BulkPlacer, OrderPlacer, Wr
 from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.gate import Gate, NoGate, RedisGate
 from originlive.payments import api as payments_api
+from originlive.payments import buy as payments_buy
 from originlive.payments import pages as payments_pages
 from originlive.payments import sandbox
 from originlive.payments.service import WebhookDelivery
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_pages.router,
         live_pages.router,
         payments_pages.router,
+        payments_buy.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

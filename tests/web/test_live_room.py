@@ -115,6 +115,37 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
             await expect(page.locator("#feed .purchase")).to_contain_text("A buyer in")
             await expect(page.locator("#offer-left")).to_have_text("48")
             await shot(page, "purchase")
+
+            # One tap on the pinned offer: how many and where to, then the sandbox pays.
+            await page.get_by_role("link", name="Buy now").click()
+            await page.get_by_label("How many").select_option("2")
+            await page.get_by_label("Receiver").fill("李梅")
+            await page.get_by_label("Phone").fill("13900000000")
+            await page.get_by_label("Region code").fill("610431")
+            await page.get_by_label("Address").fill("武功镇 徐杨村 3组")
+            await shot(page, "buy")
+            await page.get_by_role("button", name="Place the order and pay").click()
+            await expect(page.locator(".checkout h1")).to_contain_text("Pay for order")
+            await expect(page.locator(".checkout .price")).to_have_text("¥59.80")
+            await shot(page, "checkout")
+            await page.get_by_role("button", name="Pay", exact=True).click()
+            await page.get_by_role("link", name="See the order").click()
+            for _ in range(50):  # the gateway's webhook arrives within moments
+                if await page.locator("#order-status").inner_text() == "Paid":
+                    break
+                await asyncio.sleep(0.2)
+                await page.reload()
+            await expect(page.locator("#order-status")).to_have_text("Paid")
+            await shot(page, "paid")
+            # The merchant sees the paid order among the shop's.
+            async with httpx.AsyncClient(base_url=url) as api:
+                shop_orders = await api.get(
+                    f"/api/v1/shops/{merchant.shop_id}/orders", headers=merchant.headers
+                )
+                assert sorted(o["status"] for o in shop_orders.json()["items"]) == [
+                    "paid",
+                    "pending_payment",
+                ]
         finally:
             await browser.close()
             if publisher is not None:

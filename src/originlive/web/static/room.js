@@ -91,6 +91,7 @@
     $("offer-price").textContent = money(o.price_cents, o.currency);
     $("offer-left").textContent = o.remaining;
     $("offer-quantity").textContent = o.quantity;
+    $("offer-buy").href = "/offers/" + o.id + "/buy";
     ends = o.ends_at ? Date.parse(o.ends_at) : null;
     tick();
   }
