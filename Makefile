@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve migrate test test-fast lint format bench bench-scaled clean
+.PHONY: demo serve migrate test test-fast lint format bench bench-scaled messages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(STAMP)  ## needs Debian's wrk and tesseract-ocr (video.py); each prints
 
 bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
 	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
+
+messages: $(STAMP)  ## extract the pages' strings and bring the translations up to date
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _ --no-location --omit-header -o src/originlive/web/locale/messages.pot .
+	$(BIN)/pybabel update -i src/originlive/web/locale/messages.pot -d src/originlive/web/locale --no-location --width 100
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

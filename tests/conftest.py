@@ -124,7 +124,11 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client speaking to the app in-process."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    # The pages are asserted in English; Chinese has tests of its own (tests/web/test_i18n.py).
+    headers = {"Accept-Language": "en"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as c:
         yield c
 
 

@@ -55,7 +55,7 @@ from originlive.regions import api as regions_api
 from originlive.settings import Settings, get_settings
 from originlive.web import pages as web_pages
 from originlive.web.errors import install_html_error_pages
-from originlive.web.templating import STATIC_DIR
+from originlive.web.templating import STATIC_DIR, LanguageMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_html_error_pages(app)  # browsers get pages, /api/* keeps problem JSON
+    app.add_middleware(LanguageMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -118,7 +118,7 @@ async def test_register_sign_in_and_out_in_a_browser(
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(
-                viewport=VIEWPORTS[viewport], locale="zh-CN", base_url=live_server
+                viewport=VIEWPORTS[viewport], locale="en-US", base_url=live_server
             )
             page = await context.new_page()
 

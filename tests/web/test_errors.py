@@ -6,7 +6,7 @@ import httpx
 
 from originlive.accounts.deps import CurrentUser
 
-HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en"}
 
 
 async def test_pages_that_need_a_user_send_browsers_to_sign_in(

@@ -19,9 +19,30 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 PAGE_BUDGET = 300 * 1024  # the room's first load, video excluded (issue 6)
 
+# What the buyer reads and clicks, in each language the pages speak.
+WORDS = {
+    "en": {
+        "locale": "en-US", "email": "Email", "password": "Password", "sign_in": "Sign in",
+        "soon": "Starting soon", "live": "Live", "say": "Say something", "send": "Send",
+        "like": "Like", "bought": "A buyer in", "buy": "Buy now", "how_many": "How many",
+        "receiver": "Receiver", "phone": "Phone", "region": "Region code", "address": "Address",
+        "place": "Place the order and pay", "pay_for": "Pay for order", "pay": "Pay",
+        "see": "See the order", "paid": "Paid",
+    },
+    "zh_CN": {
+        "locale": "zh-CN", "email": "邮箱", "password": "密码", "sign_in": "登录",
+        "soon": "即将开播", "live": "直播中", "say": "说点什么", "send": "发送",
+        "like": "点赞", "bought": "的买家购买了", "buy": "立即抢购", "how_many": "数量",
+        "receiver": "收货人", "phone": "手机号", "region": "区划代码", "address": "详细地址",
+        "place": "提交订单并付款", "pay_for": "支付订单", "pay": "付款",
+        "see": "查看订单", "paid": "已付款",
+    },
+}  # fmt: skip
 
+
+@pytest.mark.parametrize("language", WORDS)
 async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
-    chromium: str, farm: Any, tmp_path: Any
+    chromium: str, farm: Any, tmp_path: Any, language: str
 ) -> None:
     try:
         from playwright.async_api import async_playwright, expect
@@ -39,7 +60,7 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
     step = iter(range(1, 100))
 
     async def shot(page: Any, name: str) -> None:
-        path = SCREENSHOTS / f"live-room-{next(step):02d}-{name}.png"
+        path = SCREENSHOTS / f"live-room-{language}-{next(step):02d}-{name}.png"
         await page.screenshot(path=str(path), full_page=True)
 
     publisher = None
@@ -49,12 +70,15 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
             args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
         )
         try:
-            context = await browser.new_context(viewport=VIEWPORTS["mobile"], base_url=url)
+            w = WORDS[language]
+            context = await browser.new_context(
+                viewport=VIEWPORTS["mobile"], base_url=url, locale=w["locale"]
+            )
             page = await context.new_page()
             await page.goto("/login")
-            await page.get_by_label("Email").fill(email)
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
+            await page.get_by_label(w["email"]).fill(email)
+            await page.get_by_label(w["password"]).fill(PASSWORD)
+            await page.get_by_role("button", name=w["sign_in"]).click()
             await expect(page.locator(".who")).to_have_text("李梅")
 
             # The room before the anchor goes live; its weight, video excluded.
@@ -66,7 +90,7 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
 
             page.on("response", weigh)
             await page.goto(f"/live/{studio.session_id}")
-            await expect(page.locator("#room-status")).to_have_text("Starting soon")
+            await expect(page.locator("#room-status")).to_have_text(w["soon"])
             await page.wait_for_load_state("networkidle")
             page.remove_listener("response", weigh)
             assert sum(loaded) < PAGE_BUDGET, loaded
@@ -74,7 +98,7 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
 
             # The encoder connects: the page goes live by itself and the video plays.
             publisher = studio.publish(120)
-            await expect(page.locator("#room-status")).to_have_text("Live", timeout=20_000)
+            await expect(page.locator("#room-status")).to_have_text(w["live"], timeout=20_000)
             await page.wait_for_function(
                 "document.getElementById('player').currentTime > 1", timeout=30_000
             )
@@ -85,11 +109,11 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
             await shot(page, "playing")
 
             # Chat and likes.
-            await page.get_by_placeholder("Say something").fill("还有货吗？")
-            await page.get_by_role("button", name="Send").click()
+            await page.get_by_placeholder(w["say"]).fill("还有货吗？")
+            await page.get_by_role("button", name=w["send"]).click()
             await expect(page.locator("#feed")).to_contain_text("还有货吗？")
-            await page.get_by_role("button", name="Like").click()
-            await page.get_by_role("button", name="Like").click()
+            await page.get_by_role("button", name=w["like"]).click()
+            await page.get_by_role("button", name=w["like"]).click()
             await expect(page.locator("#room-likes")).to_have_text("2", timeout=5_000)
             await shot(page, "chat")
 
@@ -112,30 +136,30 @@ async def test_a_buyer_watches_chats_likes_and_sees_sales_in_the_live_room(
                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k1"},
                 )  # fmt: skip
                 assert order.status_code == 201, order.text
-            await expect(page.locator("#feed .purchase")).to_contain_text("A buyer in")
+            await expect(page.locator("#feed .purchase")).to_contain_text(w["bought"])
             await expect(page.locator("#offer-left")).to_have_text("48")
             await shot(page, "purchase")
 
             # One tap on the pinned offer: how many and where to, then the sandbox pays.
-            await page.get_by_role("link", name="Buy now").click()
-            await page.get_by_label("How many").select_option("2")
-            await page.get_by_label("Receiver").fill("李梅")
-            await page.get_by_label("Phone").fill("13900000000")
-            await page.get_by_label("Region code").fill("610431")
-            await page.get_by_label("Address").fill("武功镇 徐杨村 3组")
+            await page.get_by_role("link", name=w["buy"]).click()
+            await page.get_by_label(w["how_many"]).select_option("2")
+            await page.get_by_label(w["receiver"]).fill("李梅")
+            await page.get_by_label(w["phone"]).fill("13900000000")
+            await page.get_by_label(w["region"]).fill("610431")
+            await page.get_by_label(w["address"]).fill("武功镇 徐杨村 3组")
             await shot(page, "buy")
-            await page.get_by_role("button", name="Place the order and pay").click()
-            await expect(page.locator(".checkout h1")).to_contain_text("Pay for order")
+            await page.get_by_role("button", name=w["place"]).click()
+            await expect(page.locator(".checkout h1")).to_contain_text(w["pay_for"])
             await expect(page.locator(".checkout .price")).to_have_text("¥59.80")
             await shot(page, "checkout")
-            await page.get_by_role("button", name="Pay", exact=True).click()
-            await page.get_by_role("link", name="See the order").click()
+            await page.get_by_role("button", name=w["pay"], exact=True).click()
+            await page.get_by_role("link", name=w["see"]).click()
             for _ in range(50):  # the gateway's webhook arrives within moments
-                if await page.locator("#order-status").inner_text() == "Paid":
+                if await page.locator("#order-status").inner_text() == w["paid"]:
                     break
                 await asyncio.sleep(0.2)
                 await page.reload()
-            await expect(page.locator("#order-status")).to_have_text("Paid")
+            await expect(page.locator("#order-status")).to_have_text(w["paid"])
             await shot(page, "paid")
             # The merchant sees the paid order among the shop's.
             async with httpx.AsyncClient(base_url=url) as api:

@@ -35,8 +35,8 @@ _FIELD_MESSAGES = {
     "phone": N_("Enter a phone number."),
     "region_code": N_("Enter a region code of your county, township or village."),
     "detail": N_("Enter the street, village group or house."),
-    "quantity": N_("Choose how many."),
 }
+CHOOSE_HOW_MANY = N_("Choose how many.")  # what else can be wrong: the quantity
 
 
 def _login(request: Request) -> RedirectResponse:
@@ -110,9 +110,7 @@ async def buy(
     except ValidationError as exc:
         fields = {str(e["loc"][-1]) for e in exc.errors() if e["loc"]}
         errors = {f: _(m) for f, m in _FIELD_MESSAGES.items() if f in fields}
-        return _form(
-            request, offer, values, errors=errors or {"quantity": _(_FIELD_MESSAGES["quantity"])}
-        )
+        return _form(request, offer, values, errors=errors or {"quantity": _(CHOOSE_HOW_MANY)})
     try:
         placed = await orders.place_order(
             placer, gate, buyer_id=user.id, idempotency_key=key, data=data,

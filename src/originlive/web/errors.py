@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlive.errors import OriginliveError
-from originlive.web.templating import N_, gettext, render
+from originlive.web.templating import LANG_COOKIE, N_, gettext, render, use_language
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ def wants_html(request: Request) -> bool:
 
 
 def _page(request: Request, status: int, headers: dict[str, str] | None = None) -> Response:
+    # A 500 is rendered outside the middleware that set the request's language: set it again.
+    use_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     title, message = _PAGES.get(status, _OTHER)
     context = {"status": status, "title": gettext(title), "message": gettext(message)}
     return render(request, "error.html", context, status_code=status, headers=headers)

@@ -1,15 +1,19 @@
 """Pages that belong to no single feature: the home page."""
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from originlive.accounts.pages import safe_next
 from originlive.catalog.deps import Storage
 from originlive.catalog.pages import PageParam, RegionParam, listing
 from originlive.db import SessionDep
+from originlive.errors import NotFound
 from originlive.live import service as live
 from originlive.live.models import SessionStatus
 from originlive.web.deps import get_viewer
-from originlive.web.templating import render
+from originlive.web.templating import LANG_COOKIE, LANGUAGES, render
 
 LIVE_ON_HOME = 8  # live sessions first, then the soonest upcoming
 
@@ -33,3 +37,15 @@ async def home(
     shops = await live.shops_of(session, lives)
     sessions = [(s, shops[s.shop_id]) for s in lives]
     return render(request, "home.html", context | {"image_url": storage.url, "lives": sessions})
+
+
+@router.get("/lang/{code}")
+async def choose_language(
+    code: str, next_path: Annotated[str, Query(alias="next", max_length=2000)] = "/"
+) -> Response:
+    """Switch the pages' language (kept in a cookie for a year), back to where one was."""
+    if code not in LANGUAGES:
+        raise NotFound(f"No language {code}.")
+    response = RedirectResponse(safe_next(next_path), status_code=303)
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")
+    return response

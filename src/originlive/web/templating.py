@@ -3,19 +3,28 @@
 Templates live beside their feature: ``web/templates`` holds the layout and shared pages
 (``base.html``), and each feature's ``templates/`` folder is reached under its package name
 (``accounts/login.html`` is ``accounts/templates/login.html``). Every user-visible string
-goes through ``_()`` (``jinja2.ext.i18n``) or :func:`gettext`, so Babel can extract them once
-there are translations; until then NullTranslations serve the English text.
+goes through ``_()`` (``jinja2.ext.i18n``) or :func:`gettext`, so Babel extracts them
+(``make messages``); ``web/locale/zh_CN/LC_MESSAGES/messages.po`` has the Chinese. The page's
+language is the ``lang`` cookie's (set by ``/lang/{code}``), else the browser's first choice
+we have, else Chinese; it is kept in a context variable for the request
+(:class:`LanguageMiddleware`).
 """
 
 import gettext as gettext_module
+import io
+from contextvars import ContextVar
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from originlive.accounts.deps import CSRF_FIELD
 from originlive.web.csrf import FormToken
@@ -23,15 +32,91 @@ from originlive.web.csrf import FormToken
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
 PACKAGE_DIR = WEB_DIR.parent
-LANG = "en"
+LOCALE_DIR = WEB_DIR / "locale"
 CURRENCY_SYMBOLS = {"CNY": "¥"}
+# Language code (as in the cookie and the catalogue's folder) -> its name and HTML lang.
+LANGUAGES = {"zh_CN": ("中文", "zh-CN"), "en": ("English", "en")}
+DEFAULT_LANGUAGE = "zh_CN"  # the platform's buyers and merchants are in China
+LANG_COOKIE = "lang"
 
-_translations = gettext_module.NullTranslations()
+_language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
+
+
+@cache
+def translations(language: str) -> gettext_module.NullTranslations:
+    """The catalogue of a language, compiled from its .po file once (no .mo files to keep
+    in step); English is the source text itself."""
+    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return gettext_module.NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return gettext_module.GNUTranslations(compiled)
+
+
+def current_language() -> str:
+    """The request's language code."""
+    return _language.get()
+
+
+def pick_language(cookie: str | None, accept_language: str | None) -> str:
+    """The cookie's choice, else the browser's first language we have, else the default."""
+    if cookie in LANGUAGES:
+        return cookie
+    for part in (accept_language or "").split(","):
+        tag = part.split(";", 1)[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh_CN"
+        if tag.startswith("en"):
+            return "en"
+    return DEFAULT_LANGUAGE
+
+
+def use_language(cookie: str | None, accept_language: str | None) -> None:
+    """Set the language of what is rendered from here on in this context."""
+    _language.set(pick_language(cookie, accept_language))
+
+
+class LanguageMiddleware:
+    """Sets the request's language (for pages; the JSON API speaks English)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(("/api/", "/media/")):
+            cookie = accept = None
+            for name, value in scope["headers"]:
+                if name == b"cookie":
+                    for pair in value.decode("latin-1").split(";"):
+                        key, _, val = pair.strip().partition("=")
+                        if key == LANG_COOKIE:
+                            cookie = val
+                elif name == b"accept-language":
+                    accept = value.decode("latin-1")
+            token = _language.set(pick_language(cookie, accept))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _language.reset(token)
+            return
+        await self.app(scope, receive, send)
+
+
+def _gettext(message: str) -> str:
+    return translations(_language.get()).gettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_language.get()).ngettext(singular, plural, n)
 
 
 def gettext(message: str, **variables: Any) -> str:
     """The message in the page's language, with its ``%(name)s`` placeholders filled."""
-    text = _translations.gettext(message)
+    text = _gettext(message)
     return text % variables if variables else text
 
 
@@ -79,10 +164,10 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,  # a misspelt variable fails the test, not the reader
     )
     # newstyle: _("Hi %(name)s", name=x) escapes x and formats like gettext() above.
-    env.install_gettext_translations(_translations, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = money
     env.globals["query"] = query
-    env.globals["lang"] = LANG
+    env.globals["languages"] = LANGUAGES
     env.globals["csrf_field_name"] = CSRF_FIELD
     return env
 
@@ -100,11 +185,19 @@ def render(
     """Render a page with the signed-in ``user`` (see ``web.deps.Viewer``) and ``csrf_token()``."""
     user = getattr(request.state, "user", None)
     token = FormToken(request)
-    page = {"user": user, "csrf_token": token, **(context or {})}
+    language = _language.get()
+    page = {
+        "user": user,
+        "csrf_token": token,
+        "language": language,
+        "lang": LANGUAGES[language][1],
+        **(context or {}),
+    }
     response = templates.TemplateResponse(
         request, name, page, status_code=status_code, headers=headers
     )
     token.set_cookie(response)
+    response.headers["Vary"] = "Accept-Language, Cookie"  # the page is in the reader's language
     if user is not None or token.used:
         # The page shows who is signed in or carries a form token: no shared cache may keep it.
         response.headers["Cache-Control"] = "no-store"
