@@ -41,3 +41,31 @@ async def test_pages_follow_the_browser_and_the_switch(client: httpx.AsyncClient
     away = await client.get("/lang/en", params={"next": "https://evil.example/"})
     assert away.headers["location"] == "/"  # never sent to another site
     assert (await client.get("/lang/fr")).status_code == 404
+
+
+def test_the_catalogue_holds_every_message_of_the_code() -> None:
+    """A string added to a page without running ``make messages`` fails here."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    from originlive.web.templating import LOCALE_DIR
+
+    root = Path(__file__).resolve().parents[2]
+    pybabel = Path(sys.executable).with_name("pybabel")
+    with tempfile.TemporaryDirectory() as work:
+        pot = Path(work) / "messages.pot"
+        subprocess.run(
+            [str(pybabel), "extract", "-F", "babel.cfg", "-k", "N_", "-k", "_",
+             "--omit-header", "-o", str(pot), "."],
+            cwd=root, capture_output=True, check=True,
+        )  # fmt: skip
+        with pot.open("rb") as f:
+            wanted = {m.id for m in read_po(f) if m.id}
+    assert len(wanted) > 100
+    with (LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        have = {m.id for m in read_po(f) if m.id and m.string}
+    assert wanted - have == set()

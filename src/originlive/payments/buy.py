@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from originlive.accounts.models import User
 from originlive.catalog.deps import RowId
+from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
 from originlive.errors import NotFound, OriginliveError
 from originlive.orders import schemas as order_schemas
@@ -29,6 +30,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depend
 
 Line = Annotated[str, Form(max_length=200)]
 KEY_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"
+ORDERS_PAGE = 20
 
 _FIELD_MESSAGES = {
     "name": N_("Enter the receiver's name."),
@@ -137,3 +139,17 @@ async def order_page(
     if order is None or order.buyer_id != user.id:
         raise NotFound(f"No order {order_id} of yours.")
     return render(request, "payments/order.html", {"order": order})
+
+
+@router.get("/orders", response_class=HTMLResponse)
+async def my_orders(
+    request: Request, session: SessionDep, user: Viewer, page: PageParam = 1
+) -> Response:
+    """The buyer's orders, newest first, with their status."""
+    if user is None:
+        return _login(request)
+    rows, total = await orders.list_orders(
+        session, buyer_id=user.id, limit=ORDERS_PAGE, offset=(page - 1) * ORDERS_PAGE
+    )
+    context = {"orders": rows, "page": page, "has_next": page * ORDERS_PAGE < total}
+    return render(request, "payments/orders.html", context)

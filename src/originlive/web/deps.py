@@ -1,5 +1,6 @@
 """Dependencies shared by every feature's pages."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -8,13 +9,28 @@ from originlive.accounts.deps import OptionalUser
 from originlive.accounts.models import User
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """The signed-in user as pages show them."""
+
+    id: int
+    email: str
+    display_name: str
+
+
 async def get_viewer(request: Request, user: OptionalUser) -> User | None:
     """The signed-in user or None, kept on the request so that the layout can greet them.
 
     Being ``get_optional_user`` underneath, it also refuses a cookie-authenticated write
     without its CSRF token; page routers list it in ``dependencies`` so no page forgets it.
     """
-    request.state.user = user
+    # What the layout shows, copied now: a page that fails rolls its transaction back, which
+    # expires every loaded row, and its error page must still greet the user.
+    request.state.user = (
+        None
+        if user is None
+        else SignedIn(id=user.id, email=user.email, display_name=user.display_name)
+    )
     return user
 
 
