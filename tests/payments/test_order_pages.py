@@ -5,9 +5,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from tests.conftest import Actor
+from tests.live.conftest import ADDRESS
 from tests.orders.conftest import Market
-
-ADDRESS = {"name": "王小满", "phone": "13800000000", "region_code": "610431", "detail": "徐杨村"}
 
 
 async def test_my_orders_and_one_order(

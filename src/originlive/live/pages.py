@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from originlive.db import SessionDep
 from originlive.live import service
-from originlive.live.deps import VisibleSession
+from originlive.live.deps import VisibleSession, shop_of
 from originlive.live.rooms import offer_event
 from originlive.web.deps import Viewer, get_viewer
 from originlive.web.templating import render
@@ -25,7 +25,7 @@ async def room(
 
     The page is whole without JavaScript (the session, its pinned offer); the room's socket
     brings it to life. hls.js is fetched only by browsers that cannot play HLS themselves."""
-    shop = (await service.shops_of(session, [live]))[live.shop_id]
+    shop = await shop_of(session, live)
     offers = await service.offers_of(session, session_ids=[live.id])
     pinned = next((o for o in offers if o.id == live.pinned_offer_id), None)
     context: dict[str, Any] = {

@@ -118,7 +118,7 @@ async def _hook_fields(request: Request, secret: str | None) -> dict[str, str]:
     if expected is not None and not hmac.compare_digest((secret or "").encode(), expected.encode()):
         raise Forbidden("Wrong or missing hook secret.")
     body = await request.body()
-    if request.headers.get("content-type", "").startswith("application/json"):
+    if _srs(request):
         try:
             data: Any = json.loads(body)
         except ValueError as exc:
@@ -136,13 +136,18 @@ def _srs(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("application/json")
 
 
+async def _by_id(session: SessionDep, name: str, settings: Any) -> LiveSession | None:
+    """The session a stream renamed to its id (by nginx-rtmp, on publish) stands for; only a
+    caller with the hook secret may name sessions so."""
+    if settings.media_hook_secret is None:
+        raise Forbidden("Set ORIGINLIVE_MEDIA_HOOK_SECRET to use session ids in hooks.")
+    return await session.get(LiveSession, int(name))
+
+
 async def _by_name(session: SessionDep, name: str, settings: Any) -> LiveSession:
-    """The session a stream name stands for: its key, or (once nginx renamed the stream on
-    publish) its id, which only a caller with the hook secret may use."""
+    """The session a stream name stands for: its key, or its id (see :func:`_by_id`)."""
     if name.isdigit():
-        if settings.media_hook_secret is None:
-            raise Forbidden("Set ORIGINLIVE_MEDIA_HOOK_SECRET to use session ids in hooks.")
-        live = await session.get(LiveSession, int(name))
+        live = await _by_id(session, name, settings)
     else:
         found = await media.publishable(session, stream_key=name)
         live = None if isinstance(found, str) else found
@@ -157,9 +162,7 @@ async def _publishable(session: SessionDep, name: str, settings: Any) -> LiveSes
     only). The same rules either way: not ended, the shop approved."""
     if not name.isdigit():
         return await media.publishable(session, stream_key=name)
-    if settings.media_hook_secret is None:
-        raise Forbidden("Set ORIGINLIVE_MEDIA_HOOK_SECRET to use session ids in hooks.")
-    live = await session.get(LiveSession, int(name))
+    live = await _by_id(session, name, settings)
     if live is None:
         return "unknown session"
     return await media.publishable(session, stream_key=live.stream_key)

@@ -53,12 +53,11 @@ class Stream:
         self.session_id = live.id
         self.stream_key = live.stream_key
         self.connection = connection
-        self.directory = owner.settings.hls_dir / str(live.id)
+        self.directory = owner.directory(live.id)
         self.process: Process | None = None
         self.headers: dict[tuple[int, bool], bytes] = {}  # metadata and codec configurations
         self.failures: deque[float] = deque(maxlen=RESTARTS)
         self.need_keyframe = False
-        self.started = time.monotonic()
 
     async def start(self) -> None:
         """Start ffmpeg, going on with what an earlier stream of the session left."""
@@ -287,8 +286,7 @@ class Media:
 
     async def finish_recording(self, session_id: int) -> float:
         """Write the ended session's recording playlists; its length in seconds."""
-        directory = self.settings.hls_dir / str(session_id)
-        seconds = await asyncio.to_thread(hls.finish_recording, directory)
+        seconds = await asyncio.to_thread(hls.finish_recording, self.directory(session_id))
         async with transaction(self.sessionmaker) as session:
             await media.recorded(session, session_id=session_id, seconds=seconds)
         log.info("session %s: recording of %.1f s ready", session_id, seconds)

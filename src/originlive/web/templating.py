@@ -24,6 +24,7 @@ from babel.messages.pofile import read_po
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from originlive.accounts.deps import CSRF_FIELD
@@ -91,10 +92,7 @@ class LanguageMiddleware:
             cookie = accept = None
             for name, value in scope["headers"]:
                 if name == b"cookie":
-                    for pair in value.decode("latin-1").split(";"):
-                        key, _, val = pair.strip().partition("=")
-                        if key == LANG_COOKIE:
-                            cookie = val
+                    cookie = cookie_parser(value.decode("latin-1")).get(LANG_COOKIE)
                 elif name == b"accept-language":
                     accept = value.decode("latin-1")
             token = _language.set(pick_language(cookie, accept))
