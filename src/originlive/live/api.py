@@ -8,23 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from originlive.accounts import service as accounts
 from originlive.accounts.deps import CurrentUser, OptionalUser
-from originlive.accounts.models import Role, User
+from originlive.accounts.models import User
 from originlive.catalog import service as catalog
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import RowId, can_manage
-from originlive.catalog.models import ShopStatus
 from originlive.catalog.schemas import Page, RegionCode
 from originlive.db import SessionDep, after_commit
-from originlive.errors import Forbidden, InvalidInput, NotFound
+from originlive.errors import InvalidInput, NotFound
 from originlive.live import control, schemas, service
 from originlive.live.deps import RoomHub, RunSession, VisibleSession, can_run, shop_of
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
-from originlive.live.rooms import Hub, offer_event
+from originlive.live.rooms import Hub
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
-from originlive.orders.models import FlashOffer, OfferStatus
 from originlive.orders.schemas import Offer
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -88,32 +85,6 @@ async def _views(
         else:
             views.append(schemas.LiveSession(**fields))
     return views
-
-
-async def _audit(
-    session: AsyncSession, user: User, action: str, live: LiveSession, **detail: Any
-) -> None:
-    if user.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=user,
-            action=action,
-            target_type="live_session",
-            target_id=live.id,
-            detail=detail or None,
-        )
-
-
-def _put_out(request: Request, session: AsyncSession, live: LiveSession) -> None:
-    """Once committed, the session's encoder is put out: with an external media server,
-    through it (the media ingest's ``put_out``; in the embedded mode its sweep does so within
-    a second). Best effort: the request has succeeded whatever it answers."""
-    session_id = live.id
-
-    async def put_out() -> None:
-        await request.app.state.media.put_out(session_id)
-
-    after_commit(session, put_out)
 
 
 # Sessions
@@ -183,10 +154,7 @@ async def start_session(
     live: RunSession, request: Request, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> schemas.LiveSession:
     """Go live (without video, or before the encoder connects); the room is told."""
-    if (await shop_of(session, live)).status != ShopStatus.APPROVED:
-        raise Forbidden("The shop goes live once an operator approves it.")
-    live = await control.go_live(session, hub, live=live)
-    await _audit(session, user, "live.start", live)
+    live = await control.start(session, hub, live=live, user=user)
     return await _view(request, session, live, user)
 
 
@@ -202,9 +170,9 @@ async def end_session(
 ) -> schemas.LiveSession:
     """End the session: the room is told, the session's open offers end with it (their
     unsold units go back to the SKUs), and its encoder is put out."""
-    live = await control.end(session, hub, writer, gate, live=live)
-    _put_out(request, session, live)
-    await _audit(session, user, "live.end", live)
+    live = await control.finish(
+        session, hub, writer, gate, request.app.state.media, live=live, user=user
+    )
     return await _view(request, session, live, user)
 
 
@@ -214,9 +182,7 @@ async def rotate_stream_key(
 ) -> schemas.LiveSession:
     """A new stream key; the old one is refused from now on, and an encoder publishing with
     it is put out."""
-    live = await service.rotate_stream_key(session, live=live)
-    _put_out(request, session, live)  # the encoder, on the old key, is refused if it returns
-    await _audit(session, user, "live.stream_key", live)
+    live = await control.rotate_key(session, request.app.state.media, live=live, user=user)
     return await _view(request, session, live, user)
 
 
@@ -263,29 +229,8 @@ async def open_offer(
     user: CurrentUser,
 ) -> Offer:
     """Open a flash offer of the session's shop in the room (and pin it, if asked)."""
-    sku = await catalog.get_sku(session, sku_id=body.sku_id)
-    if sku is None or sku.product.shop_id != live.shop_id:
-        raise InvalidInput(f"No SKU {body.sku_id} of this session's shop.", field="sku_id")
-    if sku.product.shop.status != ShopStatus.APPROVED:
-        raise Forbidden("The shop sells once an operator approves it.")
-    if live.status == SessionStatus.ENDED:
-        raise InvalidInput("The session has ended.", field="session_id")
-    offer_id = await orders.open_offer(writer, sku=sku, data=body, live_session_id=live.id)
-    offer = await orders.get_offer(session, offer_id=offer_id)
-    assert offer is not None
-    if body.pin:
-        await _pin(session, hub, live, offer, user)
+    offer = await control.open_offer(session, writer, hub, live=live, user=user, data=body)
     return Offer.model_validate(offer)
-
-
-async def _pin(
-    session: AsyncSession, hub: Hub, live: LiveSession, offer: FlashOffer, user: User
-) -> None:
-    if offer.status != OfferStatus.ACTIVE:
-        raise InvalidInput(f"Offer {offer.id} has ended.", field="offer_id")
-    await service.pin(session, live=live, offer=offer)
-    control.announce(session, hub, live, "pin", offer=offer_event(offer))
-    await _audit(session, user, "live.pin", live, offer_id=offer.id)
 
 
 @router.post("/live-sessions/{session_id}/offers/{offer_id}/pin", response_model=Offer)
@@ -296,7 +241,7 @@ async def pin_offer(
     offer = await orders.get_offer(session, offer_id=offer_id)
     if offer is None or offer.live_session_id != live.id:
         raise NotFound(f"No offer {offer_id} in live session {live.id}.")
-    await _pin(session, hub, live, offer, user)
+    await control.pin(session, hub, live=live, offer=offer, user=user)
     return Offer.model_validate(offer)
 
 
@@ -305,9 +250,7 @@ async def unpin_offer(
     live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Take the pinned offer down."""
-    await service.unpin(session, live=live)
-    control.announce(session, hub, live, "pin", offer=None)
-    await _audit(session, user, "live.unpin", live)
+    await control.unpin(session, hub, live=live, user=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -334,7 +277,7 @@ async def _sanction(
     control.announce(
         session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until
     )
-    await _audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
+    await control.audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
     return schemas.Sanction.model_validate(row)
 
 
@@ -376,7 +319,7 @@ async def _lift(
     if not await service.lift(session, live=live, kind=kind, user_id=user_id):
         raise NotFound(f"User {user_id} is not under a {kind.value} in this room.")
     control.announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
-    await _audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
+    await control.audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -425,7 +368,7 @@ async def delete_comment(
         await hub.publish(live.id, "moderation", {"action": "delete", "comment_seq": seq})
 
     after_commit(session, forget)
-    await _audit(session, user, "live.delete_comment", live, seq=seq)
+    await control.audit(session, user, "live.delete_comment", live, seq=seq)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

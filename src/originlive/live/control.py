@@ -1,18 +1,57 @@
-"""Going live and ending, as the routes and the media ingest both do it: the change, then
-(once committed) the room told and the session's open offers closed."""
+"""Running a session as the JSON routes, the console pages and the media ingest all do it:
+going live, ending, the stream key, offers and pins. Each makes the change, then (once
+committed) tells the room, closes the session's open offers or puts the encoder out."""
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from originlive.accounts import service as accounts
+from originlive.accounts.models import Role, User
 from originlive.batching import OrderWriter
+from originlive.catalog import service as catalog
+from originlive.catalog.models import ShopStatus
 from originlive.db import after_commit
-from originlive.live import service
-from originlive.live.models import LiveSession
-from originlive.live.rooms import Hub
+from originlive.errors import Forbidden, InvalidInput
+from originlive.live import schemas, service
+from originlive.live.models import LiveSession, SessionStatus
+from originlive.live.rooms import Hub, offer_event
 from originlive.orders import service as orders
 from originlive.orders.gate import Gate
-from originlive.orders.models import OfferStatus
+from originlive.orders.models import FlashOffer, OfferStatus
+
+
+class Ingest(Protocol):
+    """What running a session needs of the media ingest (``media.ingest.Media``)."""
+
+    async def put_out(self, session_id: int) -> None: ...
+
+
+async def audit(
+    session: AsyncSession, user: User, action: str, live: LiveSession, **detail: Any
+) -> None:
+    """Record what an operator did to someone else's session (owners' own acts are not)."""
+    if user.has_role(Role.OPERATOR):
+        await accounts.record_audit(
+            session,
+            actor=user,
+            action=action,
+            target_type="live_session",
+            target_id=live.id,
+            detail=detail or None,
+        )
+
+
+def put_out(session: AsyncSession, media: Ingest, live: LiveSession) -> None:
+    """Once committed, the session's encoder is put out: with an external media server,
+    through it (the media ingest's ``put_out``; in the embedded mode its sweep does so within
+    a second). Best effort: the request has succeeded whatever it answers."""
+    session_id = live.id
+
+    async def put_out() -> None:
+        await media.put_out(session_id)
+
+    after_commit(session, put_out)
 
 
 def announce(session: AsyncSession, hub: Hub, live: LiveSession, kind: str, **fields: Any) -> None:
@@ -51,3 +90,83 @@ async def end(
 
     after_commit(session, end_offers)
     return live
+
+
+async def start(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> LiveSession:
+    """Go live by hand (without video, or before the encoder connects)."""
+    shop = await catalog.get_shop(session, shop_id=live.shop_id)
+    if shop is None or shop.status != ShopStatus.APPROVED:
+        raise Forbidden("The shop goes live once an operator approves it.")
+    live = await go_live(session, hub, live=live)
+    await audit(session, user, "live.start", live)
+    return live
+
+
+async def finish(
+    session: AsyncSession,
+    hub: Hub,
+    writer: OrderWriter,
+    gate: Gate,
+    media: Ingest,
+    *,
+    live: LiveSession,
+    user: User,
+) -> LiveSession:
+    """End the session by hand, and put its encoder out."""
+    live = await end(session, hub, writer, gate, live=live)
+    put_out(session, media, live)
+    await audit(session, user, "live.end", live)
+    return live
+
+
+async def rotate_key(
+    session: AsyncSession, media: Ingest, *, live: LiveSession, user: User
+) -> LiveSession:
+    """A new stream key; an encoder on the old one is put out and refused if it returns."""
+    live = await service.rotate_stream_key(session, live=live)
+    put_out(session, media, live)
+    await audit(session, user, "live.stream_key", live)
+    return live
+
+
+async def open_offer(
+    session: AsyncSession,
+    writer: OrderWriter,
+    hub: Hub,
+    *,
+    live: LiveSession,
+    user: User,
+    data: schemas.SessionOfferCreate,
+) -> FlashOffer:
+    """Open a flash offer of the session's shop in the room (and pin it, if asked)."""
+    sku = await catalog.get_sku(session, sku_id=data.sku_id)
+    if sku is None or sku.product.shop_id != live.shop_id:
+        raise InvalidInput(f"No SKU {data.sku_id} of this session's shop.", field="sku_id")
+    if sku.product.shop.status != ShopStatus.APPROVED:
+        raise Forbidden("The shop sells once an operator approves it.")
+    if live.status == SessionStatus.ENDED:
+        raise InvalidInput("The session has ended.", field="session_id")
+    offer_id = await orders.open_offer(writer, sku=sku, data=data, live_session_id=live.id)
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    assert offer is not None
+    if data.pin:
+        await pin(session, hub, live=live, offer=offer, user=user)
+    return offer
+
+
+async def pin(
+    session: AsyncSession, hub: Hub, *, live: LiveSession, offer: FlashOffer, user: User
+) -> None:
+    """Pin one of the session's open offers: every viewer sees it."""
+    if offer.status != OfferStatus.ACTIVE:
+        raise InvalidInput(f"Offer {offer.id} has ended.", field="offer_id")
+    await service.pin(session, live=live, offer=offer)
+    announce(session, hub, live, "pin", offer=offer_event(offer))
+    await audit(session, user, "live.pin", live, offer_id=offer.id)
+
+
+async def unpin(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> None:
+    """Take the pinned offer down."""
+    await service.unpin(session, live=live)
+    announce(session, hub, live, "pin", offer=None)
+    await audit(session, user, "live.unpin", live)
