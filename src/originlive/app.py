@@ -27,6 +27,7 @@ from originlive.batching import (
     run_checkpoints,
 )
 from originlive.catalog import api as catalog_api
+from originlive.catalog import console as catalog_console
 from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
+        catalog_console.router,
         live_pages.router,
         payments_pages.router,
         payments_buy.router,

@@ -1,0 +1,64 @@
+"""Reading HTML forms into the API's schemas: text to numbers, and what went wrong per field.
+
+A form sends text; the API's schemas are strict (``12.5`` is refused for a count of cents),
+so the pages turn text into the right type here and let the same schemas judge the rest.
+"""
+
+import re
+from collections.abc import Mapping
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from originlive.accounts.deps import CSRF_FIELD
+from originlive.errors import InvalidInput
+from originlive.web.templating import N_
+from originlive.web.templating import gettext as _
+
+_YUAN = re.compile(r"^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
+CHECK_FIELD = N_("Check this field.")
+
+
+def cents(text: str) -> int | None:
+    """A price typed in yuan as integer fen: "29.9" → 2990; None if it is not a price."""
+    match = _YUAN.match(text)
+    if match is None:
+        return None
+    whole, fraction = match.group(1), (match.group(2) or "").ljust(2, "0")
+    return int(whole) * 100 + int(fraction)
+
+
+def whole(text: str) -> int | None:
+    """A count typed as digits: "12" → 12; None if it is not a whole number."""
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 12 else None
+
+
+def field_errors(
+    exc: ValidationError, messages: Mapping[str, str], aliases: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each refused field's message, by the form's name for it.
+
+    Args:
+        messages: the untranslated message of each form field.
+        aliases: the form's name for a schema field where they differ (``price_cents`` is
+            typed as ``price``, in yuan).
+    """
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        # "skus.0.price_cents" is the form's "price": the last named part is the field.
+        names = [str(part) for part in error["loc"] if isinstance(part, str)]
+        field = (aliases or {}).get(names[-1], names[-1]) if names else ""
+        errors.setdefault(field, _(messages.get(field, CHECK_FIELD)))
+    return errors
+
+
+def refused_field(exc: InvalidInput) -> str:
+    """The field a rule refused (an unknown region code, a photo not of this product)."""
+    return str(exc.errors[0]["field"]) if exc.errors else ""
+
+
+async def typed(request: Request) -> dict[str, str]:
+    """What the form sent, as text, to show again beside what was wrong (files left out)."""
+    form = await request.form()  # parsed once per request: the route's fields came from it
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
