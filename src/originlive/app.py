@@ -28,12 +28,15 @@ from originlive.batching import (
 )
 from originlive.catalog import api as catalog_api
 from originlive.catalog import console as catalog_console
+from originlive.catalog import operator as catalog_operator
 from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
 from originlive.live import api as live_api
+from originlive.live import console as live_console
 from originlive.live import moderation
+from originlive.live import operator as live_operator
 from originlive.live import pages as live_pages
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
@@ -47,6 +50,7 @@ from originlive.orders.fastpath import FlashOrderRoute
 from originlive.orders.gate import Gate, NoGate, RedisGate
 from originlive.payments import api as payments_api
 from originlive.payments import buy as payments_buy
+from originlive.payments import console as payments_console
 from originlive.payments import pages as payments_pages
 from originlive.payments import sandbox
 from originlive.payments.service import WebhookDelivery
@@ -205,9 +209,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_pages.router,
         catalog_pages.router,
         catalog_console.router,
+        catalog_operator.router,
         live_pages.router,
+        live_console.router,
+        live_operator.router,
         payments_pages.router,
         payments_buy.router,
+        payments_console.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -4,7 +4,7 @@ from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, Operator, OptionalUser
@@ -48,7 +48,13 @@ first, then the newest. `region` takes any region code and includes everything b
 
 async def _shops_out(session: AsyncSession, shops: Sequence[Shop]) -> list[schemas.Shop]:
     names = await service.place_names(session, places=(s.region for s in shops))
-    return [schemas.Shop.model_validate(s, context={"place_names": names}) for s in shops]
+    followers = await service.follower_counts(session, shop_ids=[s.id for s in shops])
+    return [
+        schemas.Shop.model_validate(s, context={"place_names": names}).model_copy(
+            update={"followers": followers.get(s.id, 0)}
+        )
+        for s in shops
+    ]
 
 
 def _places(product: Product) -> Iterator[Region | None]:
@@ -128,6 +134,35 @@ async def reject_shop(
     """Reject the shop, or stop an approved one, with a reason (operators only)."""
     shop = await service.reject_shop(session, shop=shop, operator=operator, reason=body.reason)
     return (await _shops_out(session, [shop]))[0]
+
+
+# Following
+
+
+@router.put("/shops/{shop_id}/follow", status_code=status.HTTP_204_NO_CONTENT)
+async def follow_shop(shop: VisibleShop, session: SessionDep, user: CurrentUser) -> Response:
+    """Follow an approved shop (following it twice is following it once)."""
+    await service.follow(session, user=user, shop=shop)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/shops/{shop_id}/follow", status_code=status.HTTP_204_NO_CONTENT)
+async def unfollow_shop(shop: VisibleShop, session: SessionDep, user: CurrentUser) -> Response:
+    """Stop following the shop (not following it is fine)."""
+    await service.unfollow(session, user=user, shop=shop)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me/follows", response_model=schemas.Page[schemas.Shop])
+async def my_follows(
+    session: SessionDep, user: CurrentUser, limit: Limit = 20, offset: Offset = 0
+) -> schemas.Page[schemas.Shop]:
+    """The approved shops I follow, latest followed first."""
+    shops, total = await service.followed_shops(
+        session, user_id=user.id, limit=limit, offset=offset
+    )
+    items = await _shops_out(session, shops)
+    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
 
 
 # Products

@@ -160,3 +160,19 @@ class ProvenanceEntry(Base):
 
     place_region: Mapped[Region | None] = relationship(lazy="raise")
     photo: Mapped[ProductImage | None] = relationship(lazy="raise")
+
+
+class ShopFollow(Base):
+    """A buyer following a shop: its sessions come first on their home page."""
+
+    __tablename__ = "shop_follows"
+    # The key (user_id, shop_id) finds a user's shops; this index counts a shop's followers.
+    __table_args__ = (Index("ix_shop_follows_shop_id", "shop_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    shop_id: Mapped[int] = mapped_column(
+        ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

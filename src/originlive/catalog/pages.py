@@ -3,12 +3,14 @@
 from dataclasses import dataclass
 from itertools import chain
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from originlive.accounts.models import User
 from originlive.catalog import schemas, service
 from originlive.catalog.deps import Storage, VisibleProduct, VisibleShop, can_manage, on_sale
 from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus
@@ -139,4 +141,52 @@ async def shop_page(
         "manages": manages,
         "image_url": storage.url,
     }
-    return render(request, "catalog/shop.html", context)
+    return render(request, "catalog/shop.html", context | await _follow_box(session, shop, viewer))
+
+
+async def _follow_box(session: AsyncSession, shop: Shop, viewer: User | None) -> dict[str, Any]:
+    """What the shop's follow button shows: its followers, and whether the viewer is one."""
+    return {
+        "followers": await service.follower_count(session, shop_id=shop.id),
+        "following": viewer is not None
+        and await service.follows(session, user_id=viewer.id, shop_id=shop.id),
+        # Its owner does not follow it; others follow only shops that sell.
+        "can_follow": shop.status == ShopStatus.APPROVED
+        and (viewer is None or viewer.id != shop.owner_id),
+    }
+
+
+async def _after_follow(
+    request: Request, session: AsyncSession, shop: Shop, viewer: User
+) -> Response:
+    """htmx swaps the button in place; a plain form goes back to the shop page."""
+    if request.headers.get("HX-Request") == "true":
+        context = {"shop": shop} | await _follow_box(session, shop, viewer)
+        return render(request, "catalog/_follow.html", context)
+    return RedirectResponse(f"/shops/{shop.id}", status_code=303)
+
+
+def _sign_in_first(shop: Shop) -> RedirectResponse:
+    return RedirectResponse("/login?" + urlencode({"next": f"/shops/{shop.id}"}), status_code=303)
+
+
+@router.post("/shops/{shop_id}/follow")
+async def follow(
+    request: Request, shop: VisibleShop, session: SessionDep, viewer: Viewer
+) -> Response:
+    """Follow the shop, then back to it; anonymous visitors sign in first."""
+    if viewer is None:
+        return _sign_in_first(shop)
+    await service.follow(session, user=viewer, shop=shop)
+    return await _after_follow(request, session, shop, viewer)
+
+
+@router.post("/shops/{shop_id}/unfollow")
+async def unfollow(
+    request: Request, shop: VisibleShop, session: SessionDep, viewer: Viewer
+) -> Response:
+    """Stop following the shop, then back to it."""
+    if viewer is None:
+        return _sign_in_first(shop)
+    await service.unfollow(session, user=viewer, shop=shop)
+    return await _after_follow(request, session, shop, viewer)

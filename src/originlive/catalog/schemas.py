@@ -132,6 +132,7 @@ class Shop(BaseModel):
     reject_reason: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    followers: int = Field(default=0, description="How many buyers follow the shop.")
 
 
 class ShopRef(BaseModel):

@@ -5,7 +5,8 @@ from functools import partial
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -18,6 +19,7 @@ from originlive.catalog.models import (
     ProductStatus,
     ProvenanceEntry,
     Shop,
+    ShopFollow,
     ShopStatus,
     Sku,
 )
@@ -178,6 +180,87 @@ async def reject_shop(session: AsyncSession, *, shop: Shop, operator: User, reas
     await session.flush()
     await _audit(session, actor=operator, action="shop.reject", target=shop, reason=reason)
     return shop
+
+
+# Following
+
+
+async def follow(session: AsyncSession, *, user: User, shop: Shop) -> None:
+    """Follow an approved shop; following it again changes nothing."""
+    if shop.status != ShopStatus.APPROVED:
+        raise NotFound(f"No shop {shop.id}.")  # as for anyone who cannot see it
+    # One statement, so that two taps at once make one row rather than a conflict error.
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(ShopFollow)
+        .values(user_id=user.id, shop_id=shop.id)
+        .on_conflict_do_nothing(index_elements=["user_id", "shop_id"])
+    )
+
+
+async def unfollow(session: AsyncSession, *, user: User, shop: Shop) -> None:
+    """Stop following a shop; not following it is fine."""
+    await session.execute(
+        delete(ShopFollow).where(ShopFollow.user_id == user.id, ShopFollow.shop_id == shop.id)
+    )
+
+
+async def follows(session: AsyncSession, *, user_id: int, shop_id: int) -> bool:
+    """Whether the user follows the shop."""
+    row = await session.scalar(
+        select(ShopFollow.shop_id).where(
+            ShopFollow.user_id == user_id, ShopFollow.shop_id == shop_id
+        )
+    )
+    return row is not None
+
+
+async def followed_among(
+    session: AsyncSession, *, user_id: int, shop_ids: Collection[int]
+) -> set[int]:
+    """Which of these shops the user follows, in one query."""
+    if not shop_ids:
+        return set()
+    rows = await session.scalars(
+        select(ShopFollow.shop_id).where(
+            ShopFollow.user_id == user_id, ShopFollow.shop_id.in_(set(shop_ids))
+        )
+    )
+    return set(rows)
+
+
+async def follower_counts(session: AsyncSession, *, shop_ids: Collection[int]) -> dict[int, int]:
+    """How many buyers follow each of these shops (absent: none)."""
+    if not shop_ids:
+        return {}
+    rows = await session.execute(
+        select(ShopFollow.shop_id, func.count())
+        .where(ShopFollow.shop_id.in_(set(shop_ids)))
+        .group_by(ShopFollow.shop_id)
+    )
+    return {shop_id: n for shop_id, n in rows}
+
+
+async def follower_count(session: AsyncSession, *, shop_id: int) -> int:
+    """How many buyers follow the shop."""
+    return (await follower_counts(session, shop_ids=[shop_id])).get(shop_id, 0)
+
+
+async def followed_shops(
+    session: AsyncSession, *, user_id: int, limit: int = 20, offset: int = 0
+) -> tuple[Sequence[Shop], int]:
+    """The approved shops the user follows, latest followed first, and how many in all."""
+    query = (
+        select(Shop)
+        .join(ShopFollow, ShopFollow.shop_id == Shop.id)
+        .where(ShopFollow.user_id == user_id, Shop.status == ShopStatus.APPROVED)
+    )
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    page = query.options(selectinload(Shop.region)).order_by(
+        ShopFollow.created_at.desc(), Shop.id.desc()
+    )
+    shops = (await session.scalars(page.limit(limit).offset(offset))).all()
+    return shops, total or 0
 
 
 # Products

@@ -14,12 +14,11 @@ from originlive.catalog import service as catalog
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.schemas import Page, RegionCode
-from originlive.db import SessionDep, after_commit
+from originlive.db import SessionDep
 from originlive.errors import InvalidInput, NotFound
 from originlive.live import control, schemas, service
 from originlive.live.deps import RoomHub, RunSession, VisibleSession, can_run, shop_of
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
-from originlive.live.rooms import Hub
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
 from originlive.orders.schemas import Offer
@@ -264,23 +263,6 @@ async def list_sanctions(live: RunSession, session: SessionDep) -> list[schemas.
     return [schemas.Sanction.model_validate(r) for r in rows]
 
 
-async def _sanction(
-    kind: SanctionKind,
-    body: schemas.SanctionCreate,
-    live: LiveSession,
-    session: AsyncSession,
-    hub: Hub,
-    user: User,
-) -> schemas.Sanction:
-    row = await service.sanction(session, live=live, kind=kind, data=body, by=user)
-    until = row.until.isoformat() if row.until else None
-    control.announce(
-        session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until
-    )
-    await control.audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
-    return schemas.Sanction.model_validate(row)
-
-
 @router.post(
     "/live-sessions/{session_id}/mutes",
     status_code=status.HTTP_201_CREATED,
@@ -294,7 +276,9 @@ async def mute(
     user: CurrentUser,
 ) -> schemas.Sanction:
     """Mute a user in the room: they may watch but not comment, for a while or the session."""
-    return await _sanction(SanctionKind.MUTE, body, live, session, hub, user)
+    kind = SanctionKind.MUTE
+    row = await control.sanction(session, hub, live=live, kind=kind, data=body, user=user)
+    return schemas.Sanction.model_validate(row)
 
 
 @router.post(
@@ -310,17 +294,9 @@ async def ban(
     user: CurrentUser,
 ) -> schemas.Sanction:
     """Ban a user from the room: their sockets are closed and they may not come back."""
-    return await _sanction(SanctionKind.BAN, body, live, session, hub, user)
-
-
-async def _lift(
-    kind: SanctionKind, user_id: int, live: LiveSession, session: AsyncSession, hub: Hub, user: User
-) -> Response:
-    if not await service.lift(session, live=live, kind=kind, user_id=user_id):
-        raise NotFound(f"User {user_id} is not under a {kind.value} in this room.")
-    control.announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
-    await control.audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    kind = SanctionKind.BAN
+    row = await control.sanction(session, hub, live=live, kind=kind, data=body, user=user)
+    return schemas.Sanction.model_validate(row)
 
 
 @router.delete(
@@ -330,7 +306,8 @@ async def unmute(
     user_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Lift a mute."""
-    return await _lift(SanctionKind.MUTE, user_id, live, session, hub, user)
+    await control.lift(session, hub, live=live, kind=SanctionKind.MUTE, user_id=user_id, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/live-sessions/{session_id}/bans/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -338,7 +315,8 @@ async def unban(
     user_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Lift a ban."""
-    return await _lift(SanctionKind.BAN, user_id, live, session, hub, user)
+    await control.lift(session, hub, live=live, kind=SanctionKind.BAN, user_id=user_id, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/live-sessions/{session_id}/comments", response_model=list[schemas.Comment])
@@ -361,14 +339,7 @@ async def delete_comment(
     seq: Seq, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Delete a comment: it leaves every screen and the record."""
-    await service.delete_comment(session, live=live, seq=seq)
-
-    async def forget() -> None:
-        await hub.broker.forget(live.id, seq)
-        await hub.publish(live.id, "moderation", {"action": "delete", "comment_seq": seq})
-
-    after_commit(session, forget)
-    await control.audit(session, user, "live.delete_comment", live, seq=seq)
+    await control.delete_comment(session, hub, live=live, seq=seq, user=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

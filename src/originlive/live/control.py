@@ -1,6 +1,7 @@
 """Running a session as the JSON routes, the console pages and the media ingest all do it:
-going live, ending, the stream key, offers and pins. Each makes the change, then (once
-committed) tells the room, closes the session's open offers or puts the encoder out."""
+going live, ending, the stream key, offers and pins, and moderating its room (the JSON routes
+and the moderation pages). Each makes the change, then (once committed) tells the room,
+closes the session's open offers or puts the encoder out."""
 
 from typing import Any, Protocol
 
@@ -12,9 +13,9 @@ from originlive.batching import OrderWriter
 from originlive.catalog import service as catalog
 from originlive.catalog.models import ShopStatus
 from originlive.db import after_commit
-from originlive.errors import Forbidden, InvalidInput
+from originlive.errors import Forbidden, InvalidInput, NotFound
 from originlive.live import schemas, service
-from originlive.live.models import LiveSession, SessionStatus
+from originlive.live.models import LiveSession, RoomSanction, SanctionKind, SessionStatus
 from originlive.live.rooms import Hub, offer_event
 from originlive.orders import service as orders
 from originlive.orders.gate import Gate
@@ -170,3 +171,53 @@ async def unpin(session: AsyncSession, hub: Hub, *, live: LiveSession, user: Use
     await service.unpin(session, live=live)
     announce(session, hub, live, "pin", offer=None)
     await audit(session, user, "live.unpin", live)
+
+
+# Moderation
+
+
+async def sanction(
+    session: AsyncSession,
+    hub: Hub,
+    *,
+    live: LiveSession,
+    kind: SanctionKind,
+    data: schemas.SanctionCreate,
+    user: User,
+) -> RoomSanction:
+    """Mute or ban a user in the room; every process's room enforces it once committed."""
+    row = await service.sanction(session, live=live, kind=kind, data=data, by=user)
+    until = row.until.isoformat() if row.until else None
+    announce(session, hub, live, "moderation", action=kind.value, user_id=row.user_id, until=until)
+    await audit(session, user, f"live.{kind.value}", live, user_id=row.user_id, until=until)
+    return row
+
+
+async def lift(
+    session: AsyncSession,
+    hub: Hub,
+    *,
+    live: LiveSession,
+    kind: SanctionKind,
+    user_id: int,
+    user: User,
+) -> None:
+    """Lift a mute or ban; 404 if the user is under none."""
+    if not await service.lift(session, live=live, kind=kind, user_id=user_id):
+        raise NotFound(f"User {user_id} is not under a {kind.value} in this room.")
+    announce(session, hub, live, "moderation", action=f"un{kind.value}", user_id=user_id)
+    await audit(session, user, f"live.un{kind.value}", live, user_id=user_id)
+
+
+async def delete_comment(
+    session: AsyncSession, hub: Hub, *, live: LiveSession, seq: int, user: User
+) -> None:
+    """Delete a comment: once committed it leaves the room's recent comments and every screen."""
+    await service.delete_comment(session, live=live, seq=seq)
+
+    async def forget() -> None:
+        await hub.broker.forget(live.id, seq)
+        await hub.publish(live.id, "moderation", {"action": "delete", "comment_seq": seq})
+
+    after_commit(session, forget)
+    await audit(session, user, "live.delete_comment", live, seq=seq)

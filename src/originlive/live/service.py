@@ -113,6 +113,19 @@ async def list_sessions(
     return rows, int(total or 0)
 
 
+async def shop_sessions(
+    session: AsyncSession, *, shop_id: int, limit: int
+) -> Sequence[LiveSession]:
+    """A shop's sessions in any state, for its console: live, upcoming, then past ones."""
+    query = select(LiveSession).where(LiveSession.shop_id == shop_id)
+    order: list[ColumnElement[Any]] = [
+        (LiveSession.status != SessionStatus.LIVE),
+        (LiveSession.status != SessionStatus.SCHEDULED),
+        LiveSession.id.desc(),
+    ]
+    return (await session.scalars(query.order_by(*order).limit(limit))).all()
+
+
 async def start(session: AsyncSession, *, live: LiveSession) -> LiveSession:
     """Scheduled -> live."""
     if live.status != SessionStatus.SCHEDULED:
@@ -297,6 +310,17 @@ async def list_comments(
         .limit(limit)
     )
     return (await session.scalars(query)).all()
+
+
+async def recent_comments(
+    session: AsyncSession, *, session_id: int, before_seq: int | None, limit: int
+) -> Sequence[LiveComment]:
+    """The room's latest comments (before a ``seq``, if given), deleted ones included,
+    newest first: what a moderator looks at."""
+    query = select(LiveComment).where(LiveComment.session_id == session_id)
+    if before_seq is not None:
+        query = query.where(LiveComment.seq < before_seq)
+    return (await session.scalars(query.order_by(LiveComment.seq.desc()).limit(limit))).all()
 
 
 async def delete_comment(session: AsyncSession, *, live: LiveSession, seq: int) -> None:

@@ -163,6 +163,13 @@ class OrderCancel(_Input):
     reason: Annotated[str, _line(500)] | None = None
 
 
+class ShipmentCreate(_Input):
+    carrier: Annotated[str, _line(40)] = Field(description="Who carries it, e.g. 中国邮政.")
+    tracking_number: Annotated[
+        str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,40}$")
+    ] = Field(description="The carrier's waybill number.")
+
+
 class ShippingRate(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 

@@ -8,7 +8,8 @@ configured: ``gate.py``). Reads use the request's session.
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select
@@ -22,10 +23,23 @@ from originlive.db import utcnow
 from originlive.orders import schemas, stock
 from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
-from originlive.orders.models import FlashOffer, OfferStatus, Order, OrderStatus, ShippingRate
+from originlive.orders.models import (
+    FlashOffer,
+    OfferStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    ShippingRate,
+)
 from originlive.regions import service as regions
 
 log = logging.getLogger(__name__)
+
+# Orders whose money came in (and has not all gone back): what a shop counts as sold.
+SOLD = frozenset(
+    {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED,
+     OrderStatus.REFUND_REQUESTED}
+)  # fmt: skip
 
 
 # Offers
@@ -154,6 +168,76 @@ async def cancel_order(
         note=reason,
     )
     await gate.returned(returned)
+
+
+async def ship_order(
+    writer: OrderWriter, *, order: Order, actor: User, carrier: str, tracking_number: str
+) -> None:
+    """The shop has handed a paid order to a carrier: paid -> shipped, the waybill noted."""
+    await writer.run(
+        stock.transition,
+        order_id=order.id,
+        allowed=(OrderStatus.PAID,),
+        to=OrderStatus.SHIPPED,
+        actor_id=actor.id,
+        now=utcnow(),
+        note=f"{carrier} {tracking_number}",
+    )
+
+
+@dataclass(frozen=True)
+class Sales:
+    """What offers have sold: orders paid and awaiting payment, units and takings."""
+
+    paid_orders: int = 0
+    paid_units: int = 0
+    paid_cents: int = 0
+    pending_orders: int = 0
+    pending_units: int = 0
+
+
+async def offer_sales(session: AsyncSession, *, offer_ids: Collection[int]) -> Sales:
+    """The offers' sales, counted from their order lines (takings exclude shipping)."""
+    if not offer_ids:
+        return Sales()
+    rows = await session.execute(
+        select(
+            Order.status,
+            func.count(func.distinct(Order.id)),
+            func.sum(OrderItem.quantity),
+            func.sum(OrderItem.quantity * OrderItem.unit_price_cents),
+        )
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.offer_id.in_(offer_ids))
+        .group_by(Order.status)
+    )
+    paid = pending = (0, 0, 0)
+    for status, orders, units, cents in rows:
+        if status in SOLD:
+            paid = (paid[0] + orders, paid[1] + int(units), paid[2] + int(cents))
+        elif status == OrderStatus.PENDING_PAYMENT:
+            pending = (orders, int(units), int(cents))
+    return Sales(
+        paid_orders=paid[0], paid_units=paid[1], paid_cents=paid[2],
+        pending_orders=pending[0], pending_units=pending[1],
+    )  # fmt: skip
+
+
+async def orders_of_offers(
+    session: AsyncSession, *, offer_ids: Collection[int], limit: int
+) -> Sequence[Order]:
+    """The latest orders that took units of these offers, with their items."""
+    if not offer_ids:
+        return []
+    taken = select(OrderItem.order_id).where(OrderItem.offer_id.in_(offer_ids))
+    query = (
+        select(Order)
+        .where(Order.id.in_(taken))
+        .options(selectinload(Order.items))
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
 
 
 # Shipping

@@ -2,9 +2,7 @@
 
 from fastapi import APIRouter, Request, status
 
-from originlive.accounts import service as accounts
 from originlive.accounts.deps import CurrentUser
-from originlive.accounts.models import Role
 from originlive.catalog.deps import RowId
 from originlive.db import SessionDep
 from originlive.errors import NotFound
@@ -83,17 +81,8 @@ async def refund(
     if not await may_manage_order(session, user, order, buyer_counts=False):
         raise NotFound(f"No order {order.id} of a shop you manage.")
     refund_id = await service.refund(
-        writer, order=order, amount_cents=body.amount_cents, reason=body.reason, actor_id=user.id
+        session, writer, order=order, actor=user, amount_cents=body.amount_cents, reason=body.reason
     )
-    if user.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=user,
-            action="order.refund",
-            target_type="order",
-            target_id=order.id,
-            detail={"amount_cents": body.amount_cents, "reason": body.reason},
-        )
     return schemas.Refund.model_validate(await service.get_refund(session, refund_id=refund_id))
 
 

@@ -8,6 +8,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from originlive.accounts import service as accounts
+from originlive.accounts.models import Role, User
 from originlive.batching import OrderWriter
 from originlive.db import utcnow
 from originlive.orders.models import Order
@@ -54,18 +56,35 @@ async def apply_event(writer: OrderWriter, *, event: sandbox.Event) -> records.O
 
 
 async def refund(
-    writer: OrderWriter, *, order: Order, amount_cents: int, reason: str, actor_id: int
+    session: AsyncSession,
+    writer: OrderWriter,
+    *,
+    order: Order,
+    actor: User,
+    amount_cents: int,
+    reason: str,
 ) -> int:
-    """Refund part or all of a paid order through its provider; returns the refund's id."""
-    return await writer.run(
+    """Refund part or all of a paid order through its provider; returns the refund's id.
+    An operator's refund of a shop's order is audited."""
+    refund_id = await writer.run(
         records.refund,
         order_id=order.id,
         amount_cents=amount_cents,
         reason=reason,
-        actor_id=actor_id,
+        actor_id=actor.id,
         provider_ref=sandbox.refund_ref(),
         now=utcnow(),
     )
+    if actor.has_role(Role.OPERATOR):
+        await accounts.record_audit(
+            session,
+            actor=actor,
+            action="order.refund",
+            target_type="order",
+            target_id=order.id,
+            detail={"amount_cents": amount_cents, "reason": reason},
+        )
+    return int(refund_id)
 
 
 async def get_refund(session: AsyncSession, *, refund_id: int) -> Refund | None:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from originlive.accounts.deps import OptionalUser
-from originlive.accounts.models import User
+from originlive.accounts.models import Role, User
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class SignedIn:
     id: int
     email: str
     display_name: str
+    is_operator: bool = False
 
 
 async def get_viewer(request: Request, user: OptionalUser) -> User | None:
@@ -29,7 +30,12 @@ async def get_viewer(request: Request, user: OptionalUser) -> User | None:
     request.state.user = (
         None
         if user is None
-        else SignedIn(id=user.id, email=user.email, display_name=user.display_name)
+        else SignedIn(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            is_operator=user.has_role(Role.OPERATOR),
+        )
     )
     return user
 

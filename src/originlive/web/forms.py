@@ -4,6 +4,7 @@ A form sends text; the API's schemas are strict (``12.5`` is refused for a count
 so the pages turn text into the right type here and let the same schemas judge the rest.
 """
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from originlive.accounts.deps import CSRF_FIELD
 from originlive.errors import InvalidInput
-from originlive.web.templating import N_
+from originlive.web.templating import N_, PLATFORM_TZ
 from originlive.web.templating import gettext as _
 
 _YUAN = re.compile(r"^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
@@ -62,3 +63,12 @@ async def typed(request: Request) -> dict[str, str]:
     """What the form sent, as text, to show again beside what was wrong (files left out)."""
     form = await request.form()  # parsed once per request: the route's fields came from it
     return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+
+
+def moment(text: str) -> dt.datetime | None:
+    """A time typed in a ``datetime-local`` field, on the platform's clock; None if it is not."""
+    try:
+        typed_in = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return typed_in.replace(tzinfo=PLATFORM_TZ) if typed_in.tzinfo is None else typed_in

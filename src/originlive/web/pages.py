@@ -6,13 +6,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from originlive.accounts.pages import safe_next
+from originlive.catalog import service as catalog
 from originlive.catalog.deps import Storage
 from originlive.catalog.pages import PageParam, RegionParam, listing
 from originlive.db import SessionDep
 from originlive.errors import NotFound
 from originlive.live import service as live
 from originlive.live.models import SessionStatus
-from originlive.web.deps import get_viewer
+from originlive.web.deps import Viewer, get_viewer
 from originlive.web.templating import LANG_COOKIE, LANGUAGES, render
 
 LIVE_ON_HOME = 8  # live sessions first, then the soonest upcoming
@@ -25,6 +26,7 @@ async def home(
     request: Request,
     session: SessionDep,
     storage: Storage,
+    viewer: Viewer,
     region: RegionParam = "",
     page: PageParam = 1,
 ) -> HTMLResponse:
@@ -35,7 +37,12 @@ async def home(
         session, statuses=statuses, region_code=region or None, limit=LIVE_ON_HOME, offset=0
     )
     shops = await live.shops_of(session, lives)
-    sessions = [(s, shops[s.shop_id]) for s in lives]
+    followed: set[int] = set()
+    if viewer is not None and lives:
+        followed = await catalog.followed_among(session, user_id=viewer.id, shop_ids=shops)
+    # The shops one follows come first, each group in the listing's order (sorted is stable).
+    ordered = sorted(lives, key=lambda s: s.shop_id not in followed)
+    sessions = [(s, shops[s.shop_id], s.shop_id in followed) for s in ordered]
     return render(request, "home.html", context | {"image_url": storage.url, "lives": sessions})
 
 

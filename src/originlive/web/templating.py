@@ -10,6 +10,7 @@ we have, else Chinese; it is kept in a context variable for the request
 (:class:`LanguageMiddleware`).
 """
 
+import datetime as dt
 import gettext as gettext_module
 import io
 from contextvars import ContextVar
@@ -39,6 +40,9 @@ CURRENCY_SYMBOLS = {"CNY": "¥"}
 LANGUAGES = {"zh_CN": ("中文", "zh-CN"), "en": ("English", "en")}
 DEFAULT_LANGUAGE = "zh_CN"  # the platform's buyers and merchants are in China
 LANG_COOKIE = "lang"
+# The pages' clock: China Standard Time, which keeps no daylight saving, so a fixed offset is
+# exact. Times are stored in UTC; pages show and read them in this zone.
+PLATFORM_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 
 _language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
 
@@ -132,6 +136,11 @@ def money(cents: int, currency: str = "CNY") -> str:
     return f"{'-' if cents < 0 else ''}{symbol}{yuan:,}.{fen:02d}"
 
 
+def local(moment: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (UTC) time as the pages show it, on the platform's clock."""
+    return "" if moment is None else moment.astimezone(PLATFORM_TZ).strftime(fmt)
+
+
 def query(params: dict[str, Any], **more: Any) -> str:
     """A query string from the non-empty parameters (page 1 is the default, so left out)."""
     pairs = {
@@ -164,6 +173,7 @@ def _environment() -> jinja2.Environment:
     # newstyle: _("Hi %(name)s", name=x) escapes x and formats like gettext() above.
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = money
+    env.filters["local"] = local
     env.globals["query"] = query
     env.globals["languages"] = LANGUAGES
     env.globals["csrf_field_name"] = CSRF_FIELD

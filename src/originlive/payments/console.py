@@ -1,0 +1,172 @@
+"""The merchant's console, orders part: the shop's orders by state, with the address to ship
+to, and the two things a shop does to a paid order: ship it (carrier and waybill) or give the
+money back (all or part). The work is the API's (``orders.service.ship_order``,
+``payments.service.refund``)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from originlive.catalog import service as catalog
+from originlive.catalog.deps import OwnedShop, RowId
+from originlive.catalog.models import Shop
+from originlive.catalog.pages import PageParam
+from originlive.db import SessionDep
+from originlive.errors import NotFound, OriginliveError
+from originlive.orders import schemas as order_schemas
+from originlive.orders import service as orders
+from originlive.orders.deps import Writer, may_manage_order
+from originlive.orders.models import Order, OrderStatus
+from originlive.payments import schemas
+from originlive.payments import service as payments
+from originlive.payments.records import REFUNDABLE
+from originlive.web.deps import Viewer, get_viewer
+from originlive.web.forms import cents, field_errors, typed
+from originlive.web.templating import N_, render
+from originlive.web.templating import gettext as _
+
+router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+
+Line = Annotated[str, Form(max_length=500)]
+ORDERS_PAGE = 20
+# The tabs of the orders page: what a shop looks for, in the order it works.
+TABS = (
+    (OrderStatus.PAID, N_("To ship")),
+    (OrderStatus.REFUND_REQUESTED, N_("Refund requested")),
+    (OrderStatus.SHIPPED, N_("Shipped")),
+    (OrderStatus.PENDING_PAYMENT, N_("Awaiting payment")),
+    (OrderStatus.REFUNDED, N_("Refunded")),
+)
+MESSAGES = {
+    "carrier": N_("Enter the carrier, such as 中国邮政."),
+    "tracking_number": N_("Enter the waybill number: letters, digits and dashes."),
+    "amount": N_("Enter an amount in yuan, more than zero."),
+    "reason": N_("Say why, in a few words."),
+}
+FLASHES = {"shipped": N_("Marked as shipped."), "refunded": N_("The money is on its way back.")}
+
+
+async def _shop_order(session: SessionDep, order_id: RowId, user: Viewer) -> Order:
+    """An order of a shop the signed-in user manages (404 for anyone else's)."""
+    order = await orders.get_order(session, order_id=order_id)
+    if (
+        user is None
+        or order is None
+        or not await may_manage_order(session, user, order, buyer_counts=False)
+    ):
+        raise NotFound(f"No order {order_id} of a shop you manage.")
+    return order
+
+
+ShopOrder = Annotated[Order, Depends(_shop_order)]
+
+
+async def _orders_page(
+    request: Request,
+    session: SessionDep,
+    shop: Shop,
+    *,
+    status: OrderStatus | None,
+    page: int = 1,
+    failed: dict[str, Any] | None = None,
+    flash: str | None = None,
+) -> Response:
+    rows, total = await orders.list_orders(
+        session, shop_id=shop.id, status=status,
+        limit=ORDERS_PAGE, offset=(page - 1) * ORDERS_PAGE,
+    )  # fmt: skip
+    context = {
+        "shop": shop, "orders": rows, "tab": "orders", "status": status,
+        "tabs": [(s.value, _(name)) for s, name in TABS], "page": page,
+        "has_next": page * ORDERS_PAGE < total, "refundable": {s.value for s in REFUNDABLE},
+        # failed: the order whose form was refused, what was typed and what was wrong.
+        "failed": failed or {"order_id": None, "values": {}, "errors": {}, "message": None},
+        "flash": flash,
+    }  # fmt: skip
+    code = 200 if failed is None else 409 if failed.get("message") else 422
+    return render(request, "payments/console/orders.html", context, status_code=code)
+
+
+@router.get("/console/shops/{shop_id}/orders", response_class=HTMLResponse)
+async def shop_orders(
+    request: Request,
+    shop: OwnedShop,
+    session: SessionDep,
+    status: OrderStatus | None = None,
+    page: PageParam = 1,
+    done: str | None = None,
+) -> Response:
+    """The shop's orders, newest first, in one state or all, with what can be done to each."""
+    flash = _(FLASHES[done]) if done in FLASHES else None
+    return await _orders_page(request, session, shop, status=status, page=page, flash=flash)
+
+
+def _back(order: Order, done: str) -> RedirectResponse:
+    url = f"/console/shops/{order.shop_id}/orders?status={order.status.value}&done={done}"
+    return RedirectResponse(url, status_code=303)
+
+
+async def _refused(
+    request: Request, session: SessionDep, order: Order, errors: Any = None, message: Any = None
+) -> Response:
+    shop = await catalog.get_shop(session, shop_id=order.shop_id)
+    assert shop is not None  # a foreign key keeps it
+    failed = {"order_id": order.id, "values": await typed(request), "errors": errors or {},
+              "message": message}  # fmt: skip
+    return await _orders_page(request, session, shop, status=order.status, failed=failed)
+
+
+@router.post("/console/orders/{order_id}/ship", response_class=HTMLResponse)
+async def ship(
+    request: Request,
+    order: ShopOrder,
+    session: SessionDep,
+    writer: Writer,
+    user: Viewer,
+    carrier: Line = "",
+    tracking_number: Line = "",
+) -> Response:
+    """Mark a paid order as sent, with the carrier and the waybill number."""
+    assert user is not None  # ShopOrder found them managing the shop
+    try:
+        data = order_schemas.ShipmentCreate(carrier=carrier, tracking_number=tracking_number)
+        await orders.ship_order(
+            writer, order=order, actor=user,
+            carrier=data.carrier, tracking_number=data.tracking_number,
+        )  # fmt: skip
+    except ValidationError as exc:
+        return await _refused(request, session, order, errors=field_errors(exc, MESSAGES))
+    except OriginliveError as exc:  # no longer paid: refunded or shipped meanwhile
+        return await _refused(request, session, order, message=exc.detail)
+    return _back(order, "shipped")
+
+
+@router.post("/console/orders/{order_id}/refund", response_class=HTMLResponse)
+async def refund(
+    request: Request,
+    order: ShopOrder,
+    session: SessionDep,
+    writer: Writer,
+    user: Viewer,
+    amount: Line = "",
+    reason: Line = "",
+) -> Response:
+    """Give back all or part of what the buyer paid."""
+    assert user is not None
+    amount_cents = cents(amount)
+    try:
+        data = schemas.RefundCreate(
+            amount_cents=-1 if amount_cents is None else amount_cents, reason=reason
+        )
+        await payments.refund(
+            session, writer, order=order, actor=user,
+            amount_cents=data.amount_cents, reason=data.reason,
+        )  # fmt: skip
+    except ValidationError as exc:
+        errors = field_errors(exc, MESSAGES, {"amount_cents": "amount"})
+        return await _refused(request, session, order, errors=errors)
+    except OriginliveError as exc:  # more than is left, or nothing paid
+        return await _refused(request, session, order, message=exc.detail)
+    return _back(order, "refunded")
