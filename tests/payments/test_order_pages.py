@@ -34,3 +34,25 @@ async def test_my_orders_and_one_order(
     assert "No orders yet." in (await client.get("/orders", headers=stranger.headers)).text
     anonymous = await client.get("/orders")
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+async def test_the_buy_form_says_why_an_order_is_refused_and_places_nothing(
+    market: Market, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    buyer, rival = await make_user("buyer"), await make_user("rival")
+    offer = await market.offer(quantity=2, per_buyer_limit=2)
+    url = f"/offers/{offer['id']}/buy"
+    form = {"key": "form-key-000001", "quantity": "1"} | ADDRESS
+    nowhere = await client.post(url, data=form | {"region_code": "999999"}, headers=buyer.headers)
+    assert nowhere.status_code == 422 and "No place has this code" in nowhere.text
+    assert "王小满" in nowhere.text  # what was typed stays
+
+    took_all = await market.order(rival, [{"offer_id": offer["id"], "quantity": 2}])
+    assert took_all.status_code == 201
+    chinese = {"Cookie": "lang=zh_CN"}
+    sold_out = await client.post(
+        url, data=form | {"key": "form-key-000002"}, headers=buyer.headers | chinese
+    )
+    assert sold_out.status_code == 409 and "已售罄" in sold_out.text, sold_out.text
+    mine = await client.get("/api/v1/orders", headers=buyer.headers)
+    assert mine.json()["total"] == 0

@@ -155,6 +155,12 @@ async def list_orders(
     return rows.all(), total or 0
 
 
+async def latest_order(session: AsyncSession, *, buyer_id: int) -> Order | None:
+    """The buyer's newest order, alone (its address is where the next one most likely goes)."""
+    query = select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc()).limit(1)
+    return await session.scalar(query)
+
+
 async def cancel_order(
     writer: OrderWriter, gate: Gate, *, order: Order, actor: User, reason: str | None
 ) -> None:

@@ -16,13 +16,14 @@ from originlive.accounts.models import User
 from originlive.catalog.deps import RowId
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
-from originlive.errors import NotFound, OriginliveError
+from originlive.errors import InvalidInput, NotFound, OriginliveError
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
 from originlive.orders.deps import Placer, StockGate, Writer
 from originlive.orders.models import FlashOffer, Order
 from originlive.payments import sandbox, service
 from originlive.web.deps import Viewer, get_viewer
+from originlive.web.forms import refused_field
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
@@ -38,7 +39,17 @@ _FIELD_MESSAGES = {
     "region_code": N_("Enter a region code of your county, township or village."),
     "detail": N_("Enter the street, village group or house."),
 }
+REGION_UNKNOWN = N_("No place has this code: choose your region from the list.")
 CHOOSE_HOW_MANY = N_("Choose how many.")  # what else can be wrong: the quantity
+# Why an order was refused, in the reader's language, by the error's slug.
+_REFUSALS = {
+    "sold-out": N_("Sold out: no units are left."),
+    "over-limit": N_("That is more than one buyer may take of this offer."),
+    "offer-ended": N_("This offer has ended."),
+    "idempotency-key-reused": N_(
+        "This form was already sent with other details. Reload the page and try again."
+    ),
+}
 
 
 def _login(request: Request) -> RedirectResponse:
@@ -54,10 +65,9 @@ async def _offer(session: SessionDep, offer_id: RowId) -> FlashOffer:
 
 async def _last_address(session: SessionDep, user: User) -> dict[str, str]:
     """Where the buyer's last order went: most buyers order to the same place again."""
-    recent, _ = await orders.list_orders(session, buyer_id=user.id, limit=1)
-    if not recent:
+    o = await orders.latest_order(session, buyer_id=user.id)
+    if o is None:
         return {}
-    o = recent[0]
     return {"name": o.ship_name, "phone": o.ship_phone, "region_code": o.ship_region_code,
             "detail": o.ship_detail}  # fmt: skip
 
@@ -118,8 +128,13 @@ async def buy(
             placer, gate, buyer_id=user.id, idempotency_key=key, data=data,
             ttl_seconds=request.app.state.settings.order_ttl_seconds,
         )  # fmt: skip
+    except InvalidInput as exc:  # a region code with no place
+        if refused_field(exc).endswith("region_code"):
+            return _form(request, offer, values, errors={"region_code": _(REGION_UNKNOWN)})
+        return _form(request, offer, values, message=exc.detail)
     except OriginliveError as exc:
-        return _form(request, offer, values, message=exc.detail or exc.title)
+        refusal = _REFUSALS.get(exc.slug)
+        return _form(request, offer, values, message=_(refusal) if refusal else exc.detail)
     order = await orders.get_order(session, order_id=int(placed.order["id"]))
     assert order is not None  # committed before place_order returned
     payment_id = await service.open_payment(writer, order=order, provider="sandbox")
