@@ -47,7 +47,7 @@ bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Red
 
 messages: $(STAMP)  ## extract the pages' strings and bring the translations up to date
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _ --no-location --omit-header -o src/originlive/web/locale/messages.pot .
-	$(BIN)/pybabel update -i src/originlive/web/locale/messages.pot -d src/originlive/web/locale --width 100
+	$(BIN)/pybabel update -i src/originlive/web/locale/messages.pot -d src/originlive/web/locale --width 100 --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

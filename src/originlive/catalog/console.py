@@ -20,7 +20,7 @@ from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Sh
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, OriginliveError
 from originlive.web.deps import Viewer, get_viewer
-from originlive.web.forms import cents, field_errors, refused_field, typed, whole
+from originlive.web.forms import cents, error_on, field_errors, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
@@ -122,7 +122,7 @@ async def open_shop(
     except ValidationError as exc:
         return await _shops_again(request, session, user, values, field_errors(exc, MESSAGES))
     except InvalidInput:  # an unknown region code
-        errors = {"region_code": _(MESSAGES["region_code"])}
+        errors = error_on(MESSAGES, "region_code")
         return await _shops_again(request, session, user, values, errors)
     return _done(f"/console/shops/{shop.id}", "opened")
 
@@ -178,7 +178,7 @@ async def update_shop(
     except ValidationError as exc:
         return _shop_page(request, shop, values, field_errors(exc, MESSAGES), None)
     except InvalidInput:  # an unknown region code
-        return _shop_page(request, shop, values, {"region_code": _(MESSAGES["region_code"])}, None)
+        return _shop_page(request, shop, values, error_on(MESSAGES, "region_code"), None)
     return _done(f"/console/shops/{shop.id}")
 
 
@@ -241,7 +241,7 @@ async def create_product(
         errors = field_errors(exc, MESSAGES, {"name": "sku_name", "price_cents": "price"})
         return await _products_page(request, session, storage, shop, values, errors)
     except InvalidInput:  # an unknown origin
-        errors = {"origin_region_code": _(MESSAGES["origin_region_code"])}
+        errors = error_on(MESSAGES, "origin_region_code")
         return await _products_page(request, session, storage, shop, values, errors)
     return _done(f"/console/products/{product.id}", "created")
 
@@ -323,7 +323,7 @@ async def update_product(
             request, product, storage, errors=errors, values=values, form="details"
         )
     except InvalidInput:  # an unknown origin
-        errors = {"origin_region_code": _(MESSAGES["origin_region_code"])}
+        errors = error_on(MESSAGES, "origin_region_code")
         return _product_page(
             request, product, storage, errors=errors, values=values, form="details"
         )
@@ -396,8 +396,9 @@ async def upload_photo(
             raise service.UnsupportedImage("No photo was chosen.")
         await service.add_image(session, product=product, actor=user, storage=storage, data=data)
     except OriginliveError as exc:
-        message = _(MESSAGES["photo"]) if exc.status == 415 or not data else exc.detail
-        errors = {"photo": message or _(MESSAGES["photo"])}
+        errors = error_on(MESSAGES, "photo")
+        if exc.status != 415 and data:  # a photo too many: say so
+            errors = {"photo": exc.detail}
         return _product_page(request, product, storage, errors=errors, values={}, form="photos")
     return _done(f"/console/products/{product.id}")
 

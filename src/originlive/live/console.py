@@ -25,7 +25,7 @@ from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
 from originlive.web.deps import Viewer, get_viewer
-from originlive.web.forms import cents, field_errors, moment, refused_field, typed, whole
+from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
@@ -108,7 +108,7 @@ async def schedule(
         errors = field_errors(exc, MESSAGES)
         return await _sessions_page(request, session, shop, await typed(request), errors)
     except ValueError:
-        errors = {"scheduled_at": _(MESSAGES["scheduled_at"])}
+        errors = error_on(MESSAGES, "scheduled_at")
         return await _sessions_page(request, session, shop, await typed(request), errors)
     live = await service.create_session(session, shop=shop, anchor=user, data=data)
     return _back(live, "scheduled")
@@ -240,7 +240,7 @@ async def open_offer(
     if minutes.strip():
         count = whole(minutes)
         if not count or count > 24 * 60:
-            errors["minutes"] = _(MESSAGES["minutes"])
+            errors |= error_on(MESSAGES, "minutes")
         else:
             fields["ends_at"] = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=count)
     if errors:
@@ -255,7 +255,7 @@ async def open_offer(
     except InvalidInput as exc:  # a SKU of another shop, an ended session
         field = refused_field(exc)
         if field in MESSAGES:
-            errors = {field: _(MESSAGES[field])}
+            errors = error_on(MESSAGES, field)
             return await _control_page(request, session, live, values=values, errors=errors)
         return await _control_page(request, session, live, values=values, message=exc.detail)
     except OriginliveError as exc:  # more than the stock, a shop not yet approved

@@ -54,6 +54,11 @@ def field_errors(
     return errors
 
 
+def error_on(messages: Mapping[str, str], field: str) -> dict[str, str]:
+    """The field's message, translated, as the one error of a form."""
+    return {field: _(messages[field])}
+
+
 def refused_field(exc: InvalidInput) -> str:
     """The field a rule refused (an unknown region code, a photo not of this product)."""
     return str(exc.errors[0]["field"]) if exc.errors else ""
