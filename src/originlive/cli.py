@@ -22,6 +22,12 @@ def _raise_open_files_limit() -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     _raise_open_files_limit()
+    # --host and --port are settings too: the app (in every worker) reads them to know its
+    # own address (public_url's default, which the sandbox's webhooks are sent to).
+    for name, value in (("HOST", args.host), ("PORT", args.port)):
+        if value:
+            os.environ[f"ORIGINLIVE_{name}"] = str(value)
+    get_settings.cache_clear()
     uvicorn.run(
         "originlive.app:create_app",
         factory=True,

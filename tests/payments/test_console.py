@@ -71,7 +71,7 @@ async def test_the_shop_refunds_part_then_the_rest(
         ("0", "破损", 422, "Enter an amount in yuan"),
         ("abc", "破损", 422, "Enter an amount in yuan"),
         ("10", "", 422, "Say why"),
-        ("40.00", "破损", 409, "left to refund"),
+        ("40.00", "破损", 422, "At most ¥39.80 is left to refund."),
     ]:
         refused = await client.post(
             url, data={"amount": amount, "reason": reason}, headers=merchant.headers

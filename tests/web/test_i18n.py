@@ -67,5 +67,7 @@ def test_the_catalogue_holds_every_message_of_the_code() -> None:
             wanted = {m.id for m in read_po(f) if m.id}
     assert len(wanted) > 100
     with (LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        have = {m.id for m in read_po(f) if m.id and m.string}
+        catalogue = [m for m in read_po(f) if m.id]
+    # A fuzzy entry (Babel's guess from a similar message) is not compiled: it shows English.
+    have = {m.id for m in catalogue if m.string and not m.fuzzy}
     assert wanted - have == set()

@@ -14,7 +14,7 @@ from originlive.catalog.deps import OwnedShop, RowId
 from originlive.catalog.models import Shop
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
-from originlive.errors import NotFound, OriginliveError
+from originlive.errors import InvalidInput, NotFound, OriginliveError
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
 from originlive.orders.deps import Writer, may_manage_order
@@ -23,8 +23,8 @@ from originlive.payments import schemas
 from originlive.payments import service as payments
 from originlive.payments.records import REFUNDABLE
 from originlive.web.deps import Viewer, get_viewer
-from originlive.web.forms import cents, field_errors, typed
-from originlive.web.templating import N_, render
+from originlive.web.forms import cents, field_errors, refused_field, typed
+from originlive.web.templating import N_, money, render
 from originlive.web.templating import gettext as _
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
@@ -45,6 +45,7 @@ MESSAGES = {
     "amount": N_("Enter an amount in yuan, more than zero."),
     "reason": N_("Say why, in a few words."),
 }
+AT_MOST = N_("At most %(amount)s is left to refund.")
 FLASHES = {"shipped": N_("Marked as shipped."), "refunded": N_("The money is on its way back.")}
 
 
@@ -167,6 +168,11 @@ async def refund(
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, {"amount_cents": "amount"})
         return await _refused(request, session, order, errors=errors)
-    except OriginliveError as exc:  # more than is left, or nothing paid
+    except InvalidInput as exc:  # more than is left
+        left = money(order.total_cents - order.refunded_cents, order.currency)
+        if refused_field(exc) != "amount_cents":
+            return await _refused(request, session, order, message=exc.detail)
+        return await _refused(request, session, order, errors={"amount": _(AT_MOST, amount=left)})
+    except OriginliveError as exc:  # nothing paid, or all given back already
         return await _refused(request, session, order, message=exc.detail)
     return _back(order, "refunded")
