@@ -266,6 +266,7 @@ async def test_the_whole_journey_through_the_pages(
             await shot(grower, "grower", "shipped")
             await buyer.reload()
             await expect(buyer.locator("#order-status")).to_have_text(_("Shipped"))
+            await expect(buyer.locator("#order-history")).to_contain_text("EMS-2026112501")
             await shot(buyer, "buyer", "shipped")
         finally:
             await browser.close()
