@@ -83,6 +83,17 @@ async def test_a_merchant_runs_a_session_from_the_console(
     assert repinned.status_code == 303
     assert (await _api(market, session_id))["pinned_offer"]["id"] == pinned["id"]
 
+    before = await client.get(f"/api/v1/products/{market.product_id}")
+    stock = before.json()["skus"][0]["stock"]
+    stopped = await client.post(
+        f"/console/live/{session_id}/offers/{pinned['id']}/end", headers=merchant.headers
+    )
+    assert stopped.status_code == 303
+    live = await _api(market, session_id)
+    assert live["pinned_offer"] is None and live["offers"][0]["status"] == "ended"
+    after = await client.get(f"/api/v1/products/{market.product_id}")
+    assert after.json()["skus"][0]["stock"] == stock + 17  # the unsold units are back
+
     ended = await client.post(f"/console/live/{session_id}/end", headers=merchant.headers)
     assert ended.status_code == 303
     live = await _api(market, session_id)

@@ -24,6 +24,7 @@ from originlive.live.deps import RoomHub, RunSession, shop_of
 from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
+from originlive.orders.models import FlashOffer
 from originlive.web.deps import Viewer, get_viewer
 from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
@@ -56,6 +57,7 @@ FLASHES = {
     "offer": N_("The offer is open."),
     "pinned": N_("Pinned: every viewer sees it."),
     "unpinned": N_("Taken down."),
+    "offer_ended": N_("The offer has ended; what it had left is back in stock."),
 }
 
 
@@ -265,15 +267,20 @@ async def open_offer(
     return _back(live, "offer")
 
 
+async def _offer_of(session: SessionDep, live: LiveSession, offer_id: int) -> FlashOffer:
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    if offer is None or offer.live_session_id != live.id:
+        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
+    return offer
+
+
 @router.post("/console/live/{session_id}/offers/{offer_id}/pin")
 async def pin(
     offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: Viewer
 ) -> Response:
     """Pin one of the session's open offers."""
     assert user is not None
-    offer = await orders.get_offer(session, offer_id=offer_id)
-    if offer is None or offer.live_session_id != live.id:
-        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
+    offer = await _offer_of(session, live, offer_id)
     await control.pin(session, hub, live=live, offer=offer, user=user)
     return _back(live, "pinned")
 
@@ -284,3 +291,20 @@ async def unpin(live: RunSession, session: SessionDep, hub: RoomHub, user: Viewe
     assert user is not None
     await control.unpin(session, hub, live=live, user=user)
     return _back(live, "unpinned")
+
+
+@router.post("/console/live/{session_id}/offers/{offer_id}/end")
+async def end_offer(
+    offer_id: RowId,
+    live: RunSession,
+    session: SessionDep,
+    hub: RoomHub,
+    writer: Writer,
+    gate: StockGate,
+    user: Viewer,
+) -> Response:
+    """Stop selling an offer now; its unsold units go back to the variant's stock."""
+    assert user is not None
+    offer = await _offer_of(session, live, offer_id)
+    await control.end_offer(session, hub, writer, gate, live=live, offer=offer, user=user)
+    return _back(live, "offer_ended")

@@ -221,3 +221,24 @@ async def delete_comment(
 
     after_commit(session, forget)
     await audit(session, user, "live.delete_comment", live, seq=seq)
+
+
+async def end_offer(
+    session: AsyncSession,
+    hub: Hub,
+    writer: OrderWriter,
+    gate: Gate,
+    *,
+    live: LiveSession,
+    offer: FlashOffer,
+    user: User,
+) -> int:
+    """Close one of the session's offers now (and take it down if pinned); returns the units
+    that went back to its SKU."""
+    # The writer commits on its own: first, before this request's transaction writes (on
+    # SQLite a second writer would wait for it to commit, which comes after this returns).
+    returned = await orders.end_offer(writer, gate, offer=offer)
+    if live.pinned_offer_id == offer.id:
+        await unpin(session, hub, live=live, user=user)
+    await audit(session, user, "live.end_offer", live, offer_id=offer.id, returned=returned)
+    return returned
