@@ -21,11 +21,15 @@ serve: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/originlive migrate
 
+# Tests run in parallel processes (pytest-xdist; -n auto is a worker per core, at most eight,
+# see tests/conftest.py), each handed the next test as it frees up. PARALLEL= runs them in one.
+PARALLEL ?= -n auto --dist worksteal
+
 test: $(STAMP)  ## the whole suite, SQLite and PostgreSQL
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-fast: $(STAMP)  ## SQLite only
-	$(BIN)/python -m pytest -k "not postgresql"
+	$(BIN)/python -m pytest $(PARALLEL) -k "not postgresql"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts migrations

@@ -3,6 +3,10 @@
 Every test that uses ``app`` or ``client`` runs once on SQLite and once on PostgreSQL. The
 PostgreSQL (and Redis) runs are skipped on a developer machine without the server, but
 fail in CI (``CI=true``), where a missing server must not pass for a green run.
+
+``make test`` runs the suite in several processes (pytest-xdist): each worker has databases of
+its own (a SQLite file, a PostgreSQL database named for its process, a Redis database number
+of its own) and ports no other worker is given (``tests.servers.free_port``).
 """
 
 import asyncio
@@ -19,9 +23,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from originlive.accounts import security
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role
 from originlive.app import create_app
@@ -30,17 +36,67 @@ from originlive.db import Base
 from originlive.models import import_all_models
 from originlive.regions.models import Region
 from originlive.settings import Settings
-from tests.servers import RedisServer, free_port, recreate_database, stop, wait_until_up
+from tests.servers import (
+    RedisServer,
+    drop_database,
+    free_port,
+    recreate_database,
+    stop,
+    wait_until_up,
+    xdist_worker,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
     "ORIGINLIVE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+# Under pytest-xdist, worker N uses the database numbered N below this one (15, 14, ...).
 REDIS_URL = os.environ.get("ORIGINLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[1]
 
 import_all_models()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (``make test``): a worker per core this process may use, at most eight
+    (Redis databases 15 to 8). A third worker on two cores was no faster, only busier."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, 8)
+
+
+def worker_redis_url(url: str = REDIS_URL) -> str:
+    """The Redis URL of this test process: under pytest-xdist, worker N takes the database
+    numbered N below the URL's, so that one worker's flushes never touch another's keys."""
+    index, _ = xdist_worker()
+    if index == 0:
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or "0") - index
+    if number < 0:
+        raise pytest.UsageError(f"too many test workers for the Redis databases below {url}")
+    return parts._replace(path=f"/{number}").geturl()
+
+
+# Passwords are hashed with argon2id at the library's default cost (about 0.2 s a hash or a
+# check on two cores), and the tests register and sign in hundreds of times. Outside
+# tests/accounts, which keep the real cost, the in-process app hashes with argon2id at the
+# lowest cost instead: the same code paths, hashes in the same format, a millisecond each.
+# (Server processes the tests start keep the production cost.)
+_CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+_CHEAP_DUMMY_HASH = _CHEAP_HASHER.hash("originlive-timing-equaliser")
+_ACCOUNTS_TESTS = ROOT / "tests" / "accounts"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.path.is_relative_to(_ACCOUNTS_TESTS):
+        return
+    monkeypatch.setattr(security, "_hasher", _CHEAP_HASHER)
+    monkeypatch.setattr(security, "_DUMMY_HASH", _CHEAP_DUMMY_HASH)
 
 
 def server_reachable(url: str, default_port: int) -> bool:
@@ -65,21 +121,46 @@ def require_server(url: str, default_port: int, what: str) -> None:
     pytest.skip(message)
 
 
-def _fresh_postgres_database() -> str:
-    """A new empty database beside the admin one, named for this test process."""
-    return asyncio.run(recreate_database(POSTGRES_ADMIN_URL, f"originlive_test_{os.getpid()}"))
+class Databases:
+    """The run's migrated databases (of this test process), made on first use and kept for
+    the whole run, one per backend: a SQLite file, and a PostgreSQL database named for the
+    process, dropped at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.urls: dict[str, str] = {}
+        self.postgres_name = f"originlive_test_{os.getpid()}"
+
+    def url(self, backend: str) -> str:
+        if backend not in self.urls:
+            if backend == "sqlite":
+                url = f"sqlite+aiosqlite:///{self.directory / 'originlive.db'}"
+            else:
+                url = asyncio.run(recreate_database(POSTGRES_ADMIN_URL, self.postgres_name))
+            migrate(url)
+            self.urls[backend] = url
+        return self.urls[backend]
+
+    def drop(self) -> None:
+        if "postgresql" in self.urls:
+            asyncio.run(drop_database(POSTGRES_ADMIN_URL, self.postgres_name))
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory.mktemp("db"))
+    try:
+        yield made
+    finally:
+        made.drop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(request: pytest.FixtureRequest, databases: Databases) -> str:
     """A migrated database with the official regions, one per backend for the whole run."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'originlive.db'}"
-    else:
+    if request.param == "postgresql":
         require_server(POSTGRES_ADMIN_URL, 5432, "PostgreSQL")
-        url = _fresh_postgres_database()
-    migrate(url)
-    return url
+    return databases.url(request.param)
 
 
 async def empty_database(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -274,13 +355,14 @@ async def live_server(start_server: Callable[..., Awaitable[str]]) -> str:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database for the test, flushed before and after."""
-    require_server(REDIS_URL, 6379, "Redis")
+    """A Redis database for the test (this worker's), flushed before and after."""
+    url = worker_redis_url()
+    require_server(url, 6379, "Redis")
     import redis
 
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(url)
     r.flushdb()
-    yield REDIS_URL
+    yield url
     r.flushdb()
     r.close()
 

@@ -1,6 +1,7 @@
 """Helpers for tests that run the platform as a separate process on loopback."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -42,11 +43,52 @@ def serve(
     )
 
 
+def xdist_worker() -> tuple[int, int]:
+    """This test process's index among the run's pytest-xdist workers, and their number;
+    ``(0, 1)`` without xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 0, 1
+    return int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+_handed_out: set[int] = set()
+_random = random.Random()
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel picks from for ``bind`` to port 0 and for outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a server to take.
+
+    The port is free when this returns, but the server takes it later: meanwhile nothing else
+    of the run may be given it. So it is picked at random below the kernel's ephemeral range,
+    where no ``bind`` to port 0 (the RTMP ingests of in-process apps, say) and no outgoing
+    connection can land; never one this process handed out before; and under pytest-xdist
+    only from this worker's share (port modulo the number of workers), so that no other
+    worker is given it either."""
+    index, workers = xdist_worker()
+    ephemeral = _ephemeral_ports()
+    candidates = range(max(1024, ephemeral.start // 2), ephemeral.start)
+    if len(candidates) < 1000:  # an unusual ephemeral range: take one of the kernel's
+        candidates = ephemeral
+    mine = [p for p in candidates if p % workers == index and p not in _handed_out]
+    for port in _random.sample(mine, len(mine)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port left for this test process")
 
 
 def wait_until_up(server: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
