@@ -13,13 +13,14 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from originlive.accounts.deps import CurrentUser
 from originlive.accounts.models import User
 from originlive.catalog import schemas, service
 from originlive.catalog.deps import OwnedProduct, OwnedShop, OwnedSku, RowId, Storage
 from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, OriginliveError
-from originlive.web.deps import Viewer, get_viewer
+from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
@@ -76,10 +77,8 @@ def _flash(done: str | None) -> str | None:
 
 
 @router.get("/console", response_class=HTMLResponse)
-async def my_shops(request: Request, session: SessionDep, user: Viewer) -> Response:
+async def my_shops(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """The shops one owns, each with its state; a form to open one."""
-    if user is None:
-        return RedirectResponse("/login?next=/console", status_code=303)
     shops, _total = await service.list_shops(
         session, statuses=tuple(ShopStatus), owner_id=user.id, limit=50
     )
@@ -99,7 +98,7 @@ def _shops_page(
 async def open_shop(
     request: Request,
     session: SessionDep,
-    user: Viewer,
+    user: CurrentUser,
     name: Line = "",
     region_code: Line = "",
     description: Text = "",
@@ -107,8 +106,6 @@ async def open_shop(
     contact_phone: Line = "",
 ) -> Response:
     """Open a shop; it sells once an operator approves it (unless the platform approves all)."""
-    if user is None:
-        return RedirectResponse("/login?next=/console", status_code=303)
     values = await typed(request)
     try:
         data = schemas.ShopCreate(
@@ -159,7 +156,7 @@ async def update_shop(
     request: Request,
     shop: OwnedShop,
     session: SessionDep,
-    user: Viewer,
+    user: CurrentUser,
     name: Line = "",
     region_code: Line = "",
     description: Text = "",
@@ -167,7 +164,6 @@ async def update_shop(
     contact_phone: Line = "",
 ) -> Response:
     """Change the shop's name, place, description or contact."""
-    assert user is not None  # OwnedShop signed them in
     values = await typed(request)
     try:
         data = schemas.ShopUpdate(
@@ -218,7 +214,7 @@ async def create_product(
     shop: OwnedShop,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     title: Line = "",
     category: Line = "",
     origin_region_code: Line = "",
@@ -228,7 +224,6 @@ async def create_product(
     stock: Line = "",
 ) -> Response:
     """List a product with its first SKU; its photos and provenance are added on its page."""
-    assert user is not None
     values = await typed(request)
     sku = _sku_fields(sku_name, price, stock)
     try:
@@ -302,7 +297,7 @@ async def update_product(
     product: OwnedProduct,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     title: Line = "",
     category: Line = "",
     origin_region_code: Line = "",
@@ -310,7 +305,6 @@ async def update_product(
     status: Line = "",
 ) -> Response:
     """Change the product's text, origin, or whether it is on sale."""
-    assert user is not None
     values = await typed(request)
     try:
         data = schemas.ProductUpdate.model_validate(
@@ -336,13 +330,12 @@ async def add_sku(
     product: OwnedProduct,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     sku_name: Line = "",
     price: Line = "",
     stock: Line = "",
 ) -> Response:
     """Add a variant (a size, a grade) with its price and stock."""
-    assert user is not None
     values = await typed(request)
     try:
         data = schemas.SkuCreate.model_validate(_sku_fields(sku_name, price, stock))
@@ -359,12 +352,11 @@ async def update_sku(
     sku: OwnedSku,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     price: Line = "",
     stock: Line = "",
 ) -> Response:
     """Change a SKU's price or the stock on hand (after a harvest, a count)."""
-    assert user is not None
     fields = _sku_fields(sku.name, price, stock)
     try:
         data = schemas.SkuUpdate(price_cents=fields["price_cents"], stock=fields["stock"])
@@ -384,11 +376,10 @@ async def upload_photo(
     product: OwnedProduct,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Add a photo; its format is read from its bytes (JPEG, PNG or WebP)."""
-    assert user is not None
     # BodyLimitMiddleware has already refused bodies over settings.max_upload_bytes.
     data = await photo.read() if photo is not None else b""
     try:
@@ -405,10 +396,9 @@ async def upload_photo(
 
 @router.post("/console/products/{product_id}/photos/{image_id}/delete")
 async def delete_photo(
-    image_id: RowId, product: OwnedProduct, session: SessionDep, storage: Storage, user: Viewer
+    image_id: RowId, product: OwnedProduct, session: SessionDep, storage: Storage, user: CurrentUser
 ) -> Response:
     """Remove a photo (provenance entries showing it keep their text)."""
-    assert user is not None
     await service.delete_image(
         session, product=product, actor=user, storage=storage, image_id=image_id
     )
@@ -421,7 +411,7 @@ async def add_provenance(
     product: OwnedProduct,
     session: SessionDep,
     storage: Storage,
-    user: Viewer,
+    user: CurrentUser,
     batch: Line = "",
     kind: Line = "",
     date: Line = "",
@@ -431,7 +421,6 @@ async def add_provenance(
     photo_id: Line = "",
 ) -> Response:
     """Record a step of a batch's history: harvested, produced, processed or inspected."""
-    assert user is not None
     values = await typed(request)
     try:
         data = schemas.ProvenanceCreate.model_validate(

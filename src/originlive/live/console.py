@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from originlive.accounts.deps import CurrentUser
 from originlive.catalog import service as catalog
 from originlive.catalog.deps import OwnedShop, RowId
 from originlive.catalog.models import Shop
@@ -25,7 +26,7 @@ from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
 from originlive.orders.models import FlashOffer
-from originlive.web.deps import Viewer, get_viewer
+from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
@@ -92,13 +93,12 @@ async def schedule(
     request: Request,
     shop: OwnedShop,
     session: SessionDep,
-    user: Viewer,
+    user: CurrentUser,
     title: Line = "",
     description: Text = "",
     scheduled_at: Line = "",
 ) -> Response:
     """Schedule a session; the one who schedules it is its anchor."""
-    assert user is not None  # OwnedShop signed them in
     when = moment(scheduled_at) if scheduled_at.strip() else None
     try:
         if scheduled_at.strip() and (when is None or when < dt.datetime.now(dt.UTC) - PAST):
@@ -176,9 +176,8 @@ async def sales(request: Request, live: RunSession, session: SessionDep) -> Resp
 
 
 @router.post("/console/live/{session_id}/start")
-async def start(live: RunSession, session: SessionDep, hub: RoomHub, user: Viewer) -> Response:
+async def start(live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser) -> Response:
     """Go live by hand (an encoder publishing with the key does it by itself)."""
-    assert user is not None
     await control.start(session, hub, live=live, user=user)
     return _back(live, "live")
 
@@ -191,10 +190,9 @@ async def end(
     hub: RoomHub,
     writer: Writer,
     gate: StockGate,
-    user: Viewer,
+    user: CurrentUser,
 ) -> Response:
     """End the session: its open offers close and the encoder is put out."""
-    assert user is not None
     media = request.app.state.media
     await control.finish(session, hub, writer, gate, media, live=live, user=user)
     return _back(live, "ended")
@@ -202,10 +200,9 @@ async def end(
 
 @router.post("/console/live/{session_id}/stream-key")
 async def rotate_key(
-    request: Request, live: RunSession, session: SessionDep, user: Viewer
+    request: Request, live: RunSession, session: SessionDep, user: CurrentUser
 ) -> Response:
     """A new stream key, for one that leaked."""
-    assert user is not None
     await control.rotate_key(session, request.app.state.media, live=live, user=user)
     return _back(live, "key")
 
@@ -217,7 +214,7 @@ async def open_offer(
     session: SessionDep,
     writer: Writer,
     hub: RoomHub,
-    user: Viewer,
+    user: CurrentUser,
     sku_id: Line = "",
     price: Line = "",
     quantity: Line = "",
@@ -226,7 +223,6 @@ async def open_offer(
     pin: Line = "",
 ) -> Response:
     """Put units of a SKU on sale in the room at a live price (and pin it, if ticked)."""
-    assert user is not None
     values = await typed(request)
     # The form's text as the schema's numbers; what is not a number is named at once.
     numbers = {"sku_id": whole(sku_id), "price": cents(price), "quantity": whole(quantity),
@@ -276,19 +272,17 @@ async def _offer_of(session: SessionDep, live: LiveSession, offer_id: int) -> Fl
 
 @router.post("/console/live/{session_id}/offers/{offer_id}/pin")
 async def pin(
-    offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: Viewer
+    offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Pin one of the session's open offers."""
-    assert user is not None
     offer = await _offer_of(session, live, offer_id)
     await control.pin(session, hub, live=live, offer=offer, user=user)
     return _back(live, "pinned")
 
 
 @router.post("/console/live/{session_id}/unpin")
-async def unpin(live: RunSession, session: SessionDep, hub: RoomHub, user: Viewer) -> Response:
+async def unpin(live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser) -> Response:
     """Take the pinned offer down."""
-    assert user is not None
     await control.unpin(session, hub, live=live, user=user)
     return _back(live, "unpinned")
 
@@ -301,10 +295,9 @@ async def end_offer(
     hub: RoomHub,
     writer: Writer,
     gate: StockGate,
-    user: Viewer,
+    user: CurrentUser,
 ) -> Response:
     """Stop selling an offer now; its unsold units go back to the variant's stock."""
-    assert user is not None
     offer = await _offer_of(session, live, offer_id)
     await control.end_offer(session, hub, writer, gate, live=live, offer=offer, user=user)
     return _back(live, "offer_ended")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from originlive.accounts.deps import CurrentUser
 from originlive.catalog import service as catalog
 from originlive.catalog.deps import OwnedShop, RowId
 from originlive.catalog.models import Shop
@@ -22,7 +23,7 @@ from originlive.orders.models import Order, OrderStatus
 from originlive.payments import schemas
 from originlive.payments import service as payments
 from originlive.payments.records import REFUNDABLE
-from originlive.web.deps import Viewer, get_viewer
+from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, field_errors, refused_field, typed
 from originlive.web.templating import N_, money, render
 from originlive.web.templating import gettext as _
@@ -49,14 +50,10 @@ AT_MOST = N_("At most %(amount)s is left to refund.")
 FLASHES = {"shipped": N_("Marked as shipped."), "refunded": N_("The money is on its way back.")}
 
 
-async def _shop_order(session: SessionDep, order_id: RowId, user: Viewer) -> Order:
+async def _shop_order(session: SessionDep, order_id: RowId, user: CurrentUser) -> Order:
     """An order of a shop the signed-in user manages (404 for anyone else's)."""
     order = await orders.get_order(session, order_id=order_id)
-    if (
-        user is None
-        or order is None
-        or not await may_manage_order(session, user, order, buyer_counts=False)
-    ):
+    if order is None or not await may_manage_order(session, user, order, buyer_counts=False):
         raise NotFound(f"No order {order_id} of a shop you manage.")
     return order
 
@@ -125,12 +122,11 @@ async def ship(
     order: ShopOrder,
     session: SessionDep,
     writer: Writer,
-    user: Viewer,
+    user: CurrentUser,
     carrier: Line = "",
     tracking_number: Line = "",
 ) -> Response:
     """Mark a paid order as sent, with the carrier and the waybill number."""
-    assert user is not None  # ShopOrder found them managing the shop
     try:
         data = order_schemas.ShipmentCreate(carrier=carrier, tracking_number=tracking_number)
         await orders.ship_order(
@@ -150,12 +146,11 @@ async def refund(
     order: ShopOrder,
     session: SessionDep,
     writer: Writer,
-    user: Viewer,
+    user: CurrentUser,
     amount: Line = "",
     reason: Line = "",
 ) -> Response:
     """Give back all or part of what the buyer paid."""
-    assert user is not None
     amount_cents = cents(amount)
     try:
         data = schemas.RefundCreate(
