@@ -138,3 +138,21 @@ async def record_audit(
         )
     )
     await session.flush()
+
+
+async def record_operator_act(
+    session: AsyncSession,
+    *,
+    actor: User,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit what an operator did (invariant 7); owners and buyers acting on their own things
+    are not logged."""
+    if actor.has_role(Role.OPERATOR):
+        await record_audit(
+            session, actor=actor, action=action, target_type=target_type,
+            target_id=target_id, detail=detail,
+        )  # fmt: skip

@@ -65,16 +65,10 @@ async def place_names(
 async def _audit(
     session: AsyncSession, *, actor: User, action: str, target: Shop | Product | Sku, **detail: Any
 ) -> None:
-    # Owners change their own shops freely; whatever an operator does is logged (invariant 7).
-    if actor.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=actor,
-            action=action,
-            target_type=type(target).__name__.lower(),
-            target_id=target.id,
-            detail=detail,
-        )
+    await accounts.record_operator_act(
+        session, actor=actor, action=action, target_type=type(target).__name__.lower(),
+        target_id=target.id, detail=detail,
+    )  # fmt: skip
 
 
 async def _reindex(session: AsyncSession, *, products: Sequence[Product]) -> None:

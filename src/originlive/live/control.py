@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
-from originlive.accounts.models import Role, User
+from originlive.accounts.models import User
 from originlive.batching import OrderWriter
 from originlive.catalog import service as catalog
 from originlive.catalog.models import ShopStatus
@@ -31,16 +31,11 @@ class Ingest(Protocol):
 async def audit(
     session: AsyncSession, user: User, action: str, live: LiveSession, **detail: Any
 ) -> None:
-    """Record what an operator did to someone else's session (owners' own acts are not)."""
-    if user.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=user,
-            action=action,
-            target_type="live_session",
-            target_id=live.id,
-            detail=detail or None,
-        )
+    """Record what an operator did to a session (owners' own acts are not)."""
+    await accounts.record_operator_act(
+        session, actor=user, action=action, target_type="live_session", target_id=live.id,
+        detail=detail or None,
+    )  # fmt: skip
 
 
 def put_out(session: AsyncSession, media: Ingest, live: LiveSession) -> None:
@@ -237,8 +232,7 @@ async def end_offer(
     that went back to its SKU."""
     # The writer commits on its own: first, before this request's transaction writes (on
     # SQLite a second writer would wait for it to commit, which comes after this returns).
-    returned = await orders.end_offer(writer, gate, offer=offer)
+    returned = await orders.close_offer(session, writer, gate, offer=offer, actor=user)
     if live.pinned_offer_id == offer.id:
         await unpin(session, hub, live=live, user=user)
-    await audit(session, user, "live.end_offer", live, offer_id=offer.id, returned=returned)
     return returned

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import CurrentUser
-from originlive.accounts.models import Role
 from originlive.catalog import service as catalog
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import OwnedShop, VisibleShop, can_manage
@@ -82,16 +81,7 @@ async def end_offer(
     offer: OwnedOffer, session: SessionDep, writer: Writer, gate: StockGate, user: CurrentUser
 ) -> schemas.Offer:
     """Close the offer now; what it has left goes back to the SKU."""
-    returned = await service.end_offer(writer, gate, offer=offer)
-    if user.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=user,
-            action="offer.end",
-            target_type="flash_offer",
-            target_id=offer.id,
-            detail={"returned": returned},
-        )
+    await service.close_offer(session, writer, gate, offer=offer, actor=user)
     return schemas.Offer.model_validate(await service.get_offer(session, offer_id=offer.id))
 
 
@@ -162,8 +152,8 @@ async def cancel_order(
     """Cancel an order awaiting payment; its units go back on sale."""
     reason = body.reason if body else None
     await service.cancel_order(writer, gate, order=order, actor=user, reason=reason)
-    if user.has_role(Role.OPERATOR) and user.id != order.buyer_id:
-        await accounts.record_audit(
+    if user.id != order.buyer_id:  # an operator cancelling their own order is a buyer
+        await accounts.record_operator_act(
             session,
             actor=user,
             action="order.cancel",

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from originlive.accounts import service as accounts
 from originlive.accounts.models import User
 from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, Sku
@@ -80,6 +81,19 @@ async def end_offer(writer: OrderWriter, gate: Gate, *, offer: FlashOffer) -> in
     """Close the offer now; returns the units that went back to the SKU."""
     returned = await writer.run(stock.end_offer, offer_id=offer.id, now=utcnow())
     await gate.ended(offer.id)
+    return returned
+
+
+async def close_offer(
+    session: AsyncSession, writer: OrderWriter, gate: Gate, *, offer: FlashOffer, actor: User
+) -> int:
+    """Close the offer by hand now (audited if an operator does it); returns the units that
+    went back to the SKU."""
+    returned = await end_offer(writer, gate, offer=offer)
+    await accounts.record_operator_act(
+        session, actor=actor, action="offer.end", target_type="flash_offer",
+        target_id=offer.id, detail={"returned": returned},
+    )  # fmt: skip
     return returned
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from originlive.accounts import service as accounts
-from originlive.accounts.models import Role, User
+from originlive.accounts.models import User
 from originlive.batching import OrderWriter
 from originlive.db import utcnow
 from originlive.orders.models import Order
@@ -75,15 +75,10 @@ async def refund(
         provider_ref=sandbox.refund_ref(),
         now=utcnow(),
     )
-    if actor.has_role(Role.OPERATOR):
-        await accounts.record_audit(
-            session,
-            actor=actor,
-            action="order.refund",
-            target_type="order",
-            target_id=order.id,
-            detail={"amount_cents": amount_cents, "reason": reason},
-        )
+    await accounts.record_operator_act(
+        session, actor=actor, action="order.refund", target_type="order", target_id=order.id,
+        detail={"amount_cents": amount_cents, "reason": reason},
+    )  # fmt: skip
     return int(refund_id)
 
 
