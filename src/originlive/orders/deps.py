@@ -89,6 +89,16 @@ async def get_order(order_id: RowId, session: SessionDep, user: CurrentUser) -> 
     return order
 
 
+async def get_shop_order(
+    order: Annotated[Order, Depends(get_order)], session: SessionDep, user: CurrentUser
+) -> Order:
+    """The order if the caller manages its shop or is an operator (not its buyer); else 404."""
+    if not await may_manage_order(session, user, order, buyer_counts=False):
+        raise NotFound(f"No order {order.id} of a shop you manage.")
+    return order
+
+
 VisibleOffer = Annotated[FlashOffer, Depends(get_visible_offer)]
 OwnedOffer = Annotated[FlashOffer, Depends(get_owned_offer)]
 VisibleOrder = Annotated[Order, Depends(get_order)]
+ShopOrder = Annotated[Order, Depends(get_shop_order)]

@@ -11,14 +11,14 @@ from pydantic import ValidationError
 
 from originlive.accounts.deps import CurrentUser
 from originlive.catalog import service as catalog
-from originlive.catalog.deps import OwnedShop, RowId
+from originlive.catalog.deps import OwnedShop
 from originlive.catalog.models import Shop
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
-from originlive.errors import InvalidInput, NotFound, OriginliveError
+from originlive.errors import InvalidInput, OriginliveError
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
-from originlive.orders.deps import Writer, may_manage_order
+from originlive.orders.deps import ShopOrder, Writer
 from originlive.orders.models import Order, OrderStatus
 from originlive.payments import schemas
 from originlive.payments import service as payments
@@ -48,17 +48,6 @@ MESSAGES = {
 }
 AT_MOST = N_("At most %(amount)s is left to refund.")
 FLASHES = {"shipped": N_("Marked as shipped."), "refunded": N_("The money is on its way back.")}
-
-
-async def _shop_order(session: SessionDep, order_id: RowId, user: CurrentUser) -> Order:
-    """An order of a shop the signed-in user manages (404 for anyone else's)."""
-    order = await orders.get_order(session, order_id=order_id)
-    if order is None or not await may_manage_order(session, user, order, buyer_counts=False):
-        raise NotFound(f"No order {order_id} of a shop you manage.")
-    return order
-
-
-ShopOrder = Annotated[Order, Depends(_shop_order)]
 
 
 async def _orders_page(
