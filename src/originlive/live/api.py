@@ -17,9 +17,15 @@ from originlive.catalog.schemas import Page, RegionCode
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, NotFound
 from originlive.live import control, schemas, service
-from originlive.live.deps import RoomHub, RunSession, VisibleSession, can_run, shop_of
+from originlive.live.deps import (
+    RoomHub,
+    RunSession,
+    SessionOffer,
+    VisibleSession,
+    can_run,
+    shop_of,
+)
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
-from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
 from originlive.orders.schemas import Offer
 
@@ -234,12 +240,9 @@ async def open_offer(
 
 @router.post("/live-sessions/{session_id}/offers/{offer_id}/pin", response_model=Offer)
 async def pin_offer(
-    offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+    offer: SessionOffer, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Offer:
     """Pin one of the session's offers: every viewer sees it, with its price and units left."""
-    offer = await orders.get_offer(session, offer_id=offer_id)
-    if offer is None or offer.live_session_id != live.id:
-        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
     await control.pin(session, hub, live=live, offer=offer, user=user)
     return Offer.model_validate(offer)
 

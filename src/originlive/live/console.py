@@ -16,16 +16,15 @@ from pydantic import ValidationError
 
 from originlive.accounts.deps import CurrentUser
 from originlive.catalog import service as catalog
-from originlive.catalog.deps import OwnedShop, RowId
+from originlive.catalog.deps import OwnedShop
 from originlive.catalog.models import Shop
 from originlive.db import SessionDep
-from originlive.errors import InvalidInput, NotFound, OriginliveError
+from originlive.errors import InvalidInput, OriginliveError
 from originlive.live import control, schemas, service
-from originlive.live.deps import RoomHub, RunSession, shop_of
+from originlive.live.deps import RoomHub, RunSession, SessionOffer, shop_of
 from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
-from originlive.orders.models import FlashOffer
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
@@ -263,19 +262,11 @@ async def open_offer(
     return _back(live, "offer")
 
 
-async def _offer_of(session: SessionDep, live: LiveSession, offer_id: int) -> FlashOffer:
-    offer = await orders.get_offer(session, offer_id=offer_id)
-    if offer is None or offer.live_session_id != live.id:
-        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
-    return offer
-
-
 @router.post("/console/live/{session_id}/offers/{offer_id}/pin")
 async def pin(
-    offer_id: RowId, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
+    offer: SessionOffer, live: RunSession, session: SessionDep, hub: RoomHub, user: CurrentUser
 ) -> Response:
     """Pin one of the session's open offers."""
-    offer = await _offer_of(session, live, offer_id)
     await control.pin(session, hub, live=live, offer=offer, user=user)
     return _back(live, "pinned")
 
@@ -289,7 +280,7 @@ async def unpin(live: RunSession, session: SessionDep, hub: RoomHub, user: Curre
 
 @router.post("/console/live/{session_id}/offers/{offer_id}/end")
 async def end_offer(
-    offer_id: RowId,
+    offer: SessionOffer,
     live: RunSession,
     session: SessionDep,
     hub: RoomHub,
@@ -298,6 +289,5 @@ async def end_offer(
     user: CurrentUser,
 ) -> Response:
     """Stop selling an offer now; its unsold units go back to the variant's stock."""
-    offer = await _offer_of(session, live, offer_id)
     await control.end_offer(session, hub, writer, gate, live=live, offer=offer, user=user)
     return _back(live, "offer_ended")

@@ -15,6 +15,8 @@ from originlive.errors import Forbidden, NotFound
 from originlive.live import service
 from originlive.live.models import LiveSession
 from originlive.live.rooms import Hub
+from originlive.orders import service as orders
+from originlive.orders.models import FlashOffer
 
 
 def get_hub(request: Request) -> Hub:
@@ -62,5 +64,18 @@ async def get_run_session(
     return live
 
 
+async def get_session_offer(
+    offer_id: RowId,
+    live: Annotated[LiveSession, Depends(get_run_session)],
+    session: SessionDep,
+) -> FlashOffer:
+    """One of the offers of the session the caller runs; else 404."""
+    offer = await orders.get_offer(session, offer_id=offer_id)
+    if offer is None or offer.live_session_id != live.id:
+        raise NotFound(f"No offer {offer_id} in live session {live.id}.")
+    return offer
+
+
 VisibleSession = Annotated[LiveSession, Depends(get_visible_session)]
 RunSession = Annotated[LiveSession, Depends(get_run_session)]
+SessionOffer = Annotated[FlashOffer, Depends(get_session_offer)]
