@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from itertools import chain
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +16,7 @@ from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.regions import service as regions
 from originlive.regions.models import Region
-from originlive.web.deps import Viewer, get_viewer
+from originlive.web.deps import Viewer, get_viewer, sign_in_first
 from originlive.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
@@ -166,17 +165,13 @@ async def _after_follow(
     return RedirectResponse(f"/shops/{shop.id}", status_code=303)
 
 
-def _sign_in_first(shop: Shop) -> RedirectResponse:
-    return RedirectResponse("/login?" + urlencode({"next": f"/shops/{shop.id}"}), status_code=303)
-
-
 @router.post("/shops/{shop_id}/follow")
 async def follow(
     request: Request, shop: VisibleShop, session: SessionDep, viewer: Viewer
 ) -> Response:
     """Follow the shop, then back to it; anonymous visitors sign in first."""
     if viewer is None:
-        return _sign_in_first(shop)
+        return sign_in_first(f"/shops/{shop.id}")
     await service.follow(session, user=viewer, shop=shop)
     return await _after_follow(request, session, shop, viewer)
 
@@ -187,6 +182,6 @@ async def unfollow(
 ) -> Response:
     """Stop following the shop, then back to it."""
     if viewer is None:
-        return _sign_in_first(shop)
+        return sign_in_first(f"/shops/{shop.id}")
     await service.unfollow(session, user=viewer, shop=shop)
     return await _after_follow(request, session, shop, viewer)

@@ -22,7 +22,7 @@ from originlive.orders import service as orders
 from originlive.orders.deps import Placer, StockGate, Writer
 from originlive.orders.models import FlashOffer, Order
 from originlive.payments import sandbox, service
-from originlive.web.deps import Viewer, get_viewer
+from originlive.web.deps import Viewer, get_viewer, sign_in_first
 from originlive.web.forms import refused_field
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
@@ -50,10 +50,6 @@ _REFUSALS = {
         "This form was already sent with other details. Reload the page and try again."
     ),
 }
-
-
-def _login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
 
 async def _offer(session: SessionDep, offer_id: RowId) -> FlashOffer:
@@ -87,7 +83,7 @@ async def buy_form(
 ) -> Response:
     """How many, and where to: the last order's address filled in."""
     if user is None:
-        return _login(request)
+        return sign_in_first(request.url.path)
     values = {"quantity": "1", "key": uuid.uuid4().hex} | await _last_address(session, user)
     return _form(request, offer, values)
 
@@ -110,7 +106,7 @@ async def buy(
 ) -> Response:
     """Place the order and go on to pay it."""
     if user is None:
-        return _login(request)
+        return sign_in_first(request.url.path)
     values = {"quantity": quantity, "key": key, "name": name, "phone": phone,
               "region_code": region_code, "detail": detail}  # fmt: skip
     try:
@@ -149,7 +145,7 @@ async def order_page(
 ) -> Response:
     """One of the buyer's orders: its status, items, address and events."""
     if user is None:
-        return _login(request)
+        return sign_in_first(request.url.path)
     order: Order | None = await orders.get_order(session, order_id=order_id)
     if order is None or order.buyer_id != user.id:
         raise NotFound(f"No order {order_id} of yours.")
@@ -162,7 +158,7 @@ async def my_orders(
 ) -> Response:
     """The buyer's orders, newest first, with their status."""
     if user is None:
-        return _login(request)
+        return sign_in_first(request.url.path)
     rows, total = await orders.list_orders(
         session, buyer_id=user.id, limit=ORDERS_PAGE, offset=(page - 1) * ORDERS_PAGE
     )

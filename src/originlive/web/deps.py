@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
 
 from originlive.accounts.deps import OptionalUser
 from originlive.accounts.models import Role, User
@@ -41,3 +43,8 @@ async def get_viewer(request: Request, user: OptionalUser) -> User | None:
 
 
 Viewer = Annotated[User | None, Depends(get_viewer)]
+
+
+def sign_in_first(target: str) -> RedirectResponse:
+    """To the sign-in page, which comes back to ``target`` (a path on this site) after."""
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)

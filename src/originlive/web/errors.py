@@ -9,14 +9,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from originlive.errors import OriginliveError
+from originlive.web.deps import sign_in_first
 from originlive.web.templating import LANG_COOKIE, N_, gettext, render, use_language
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _page(request: Request, status: int, headers: dict[str, str] | None = None) 
 
 def _login_redirect(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+    return sign_in_first(target)
 
 
 def _status_of(exc: Exception) -> tuple[int, Mapping[str, str] | None]:
