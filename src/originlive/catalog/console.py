@@ -19,7 +19,7 @@ from originlive.catalog import schemas, service
 from originlive.catalog.deps import OwnedProduct, OwnedShop, OwnedSku, RowId, Storage
 from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Shop, ShopStatus
 from originlive.db import SessionDep
-from originlive.errors import InvalidInput, OriginliveError
+from originlive.errors import Conflict, InvalidInput
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, refused_field, typed, whole
 from originlive.web.templating import N_, render
@@ -382,16 +382,18 @@ async def upload_photo(
     """Add a photo; its format is read from its bytes (JPEG, PNG or WebP)."""
     # BodyLimitMiddleware has already refused bodies over settings.max_upload_bytes.
     data = await photo.read() if photo is not None else b""
-    try:
-        if not data:
-            raise service.UnsupportedImage("No photo was chosen.")
-        await service.add_image(session, product=product, actor=user, storage=storage, data=data)
-    except OriginliveError as exc:
-        errors = error_on(MESSAGES, "photo")
-        if exc.status != 415 and data:  # a photo too many: say so
+    errors = error_on(MESSAGES, "photo")  # none chosen, or not an image
+    if data:
+        try:
+            await service.add_image(
+                session, product=product, actor=user, storage=storage, data=data
+            )
+            return _done(f"/console/products/{product.id}")
+        except Conflict as exc:  # a photo too many: say so
             errors = {"photo": exc.detail}
-        return _product_page(request, product, storage, errors=errors, values={}, form="photos")
-    return _done(f"/console/products/{product.id}")
+        except service.UnsupportedImage:
+            pass
+    return _product_page(request, product, storage, errors=errors, values={}, form="photos")
 
 
 @router.post("/console/products/{product_id}/photos/{image_id}/delete")
