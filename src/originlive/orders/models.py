@@ -41,6 +41,15 @@ class OrderStatus(enum.StrEnum):
 
 # The states in which an order still holds the units it took.
 HOLDING = frozenset(OrderStatus) - {OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+# The states of an order whose money came in and has not all gone back: what a shop counts as
+# sold, and what may be refunded.
+PAID_IN = (
+    OrderStatus.PAID,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+    OrderStatus.COMPLETED,
+    OrderStatus.REFUND_REQUESTED,
+)
 
 
 class FlashOffer(Base):

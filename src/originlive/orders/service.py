@@ -25,6 +25,7 @@ from originlive.orders import schemas, stock
 from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
 from originlive.orders.models import (
+    PAID_IN,
     FlashOffer,
     OfferStatus,
     Order,
@@ -35,12 +36,6 @@ from originlive.orders.models import (
 from originlive.regions import service as regions
 
 log = logging.getLogger(__name__)
-
-# Orders whose money came in (and has not all gone back): what a shop counts as sold.
-SOLD = frozenset(
-    {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.COMPLETED,
-     OrderStatus.REFUND_REQUESTED}
-)  # fmt: skip
 
 
 # Offers
@@ -233,7 +228,7 @@ async def offer_sales(session: AsyncSession, *, offer_ids: Collection[int]) -> S
     )
     paid = pending = (0, 0, 0)
     for status, orders, units, cents in rows:
-        if status in SOLD:
+        if status in PAID_IN:
             paid = (paid[0] + orders, paid[1] + int(units), paid[2] + int(cents))
         elif status == OrderStatus.PENDING_PAYMENT:
             pending = (orders, int(units), int(cents))

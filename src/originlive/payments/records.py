@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.orders import stock
-from originlive.orders.models import Order, OrderStatus
+from originlive.orders.models import PAID_IN, Order, OrderStatus
 from originlive.payments.models import (
     Payment,
     PaymentEvent,
@@ -23,13 +23,7 @@ from originlive.payments.models import (
     WebhookReceipt,
 )
 
-REFUNDABLE = (
-    OrderStatus.PAID,
-    OrderStatus.SHIPPED,
-    OrderStatus.DELIVERED,
-    OrderStatus.COMPLETED,
-    OrderStatus.REFUND_REQUESTED,
-)
+REFUNDABLE = PAID_IN  # a refund gives back money that came in
 LATE_PAYMENT = "The order had expired or was cancelled before the payment arrived."
 
 
