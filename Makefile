@@ -32,13 +32,13 @@ test-fast: $(STAMP)  ## SQLite only
 	$(BIN)/python -m pytest $(PARALLEL) -k "not postgresql"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts migrations
-	$(BIN)/ruff format --check src tests bench scripts migrations
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench scripts migrations
-	$(BIN)/ruff check --fix src tests bench scripts migrations
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: $(STAMP)  ## needs Debian's wrk and tesseract-ocr (video.py); each prints JSON
 	$(BIN)/python bench/catalog.py

@@ -10,13 +10,17 @@ from alembic.config import Config
 from originlive.db import create_engine, create_sessionmaker, is_sqlite
 from originlive.regions import service as regions
 
-ROOT = Path(__file__).resolve().parents[2]
+# The Alembic scripts ship inside the package, so an installed wheel migrates as a checkout
+# does. Alembic reads them from a real directory: the package is never run from a zip.
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
 
 def alembic_config(url: str) -> Config:
-    """Alembic's configuration for the checkout's migrations and the given database."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic's configuration for the package's migrations and the given database."""
+    # No alembic.ini: an installed package has none, and upgrading needs nothing from it.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from sqlalchemy.engine import Connection
 
 from originlive.db import Base, create_engine, is_sqlite
@@ -18,7 +19,7 @@ def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
 
 
-def _include_name(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
+def _include_name(name: str | None, type_: NameFilterType, _parents: NameFilterParentNames) -> bool:
     # Objects a migration makes by hand for one backend (an FTS5 table and its shadow tables, a
     # trigram index) are not in the metadata; autogenerate must not offer to drop them.
     hand_made = target_metadata.info.get("hand_made", ())
