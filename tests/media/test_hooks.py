@@ -148,3 +148,35 @@ async def test_publish_done_ends_the_session_after_the_grace_and_record_done_mak
     data = (await client.get(f"/media/recordings/{sid}/{segment}")).content
     (tmp_path / "replay.ts").write_bytes(data)
     assert codecs(probe(tmp_path / "replay.ts")) == {"h264", "aac"}
+
+
+async def test_what_a_hook_cannot_read_is_a_4xx_with_the_secret_or_without(
+    app: Any, market: Market, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    live = await schedule(market)
+    nested = [
+        b"[" * 5000 + b"]" * 5000,  # json.loads: RecursionError
+        b'{"stream": "x", "param": ' + b"[" * 40 + b"]" * 40 + b"}",  # past our depth limit
+        b'{"stream": "\\ud800"}',  # a lone surrogate
+    ]
+    # Digits str.isdigit() takes and int() refuses, and ids past the keys' range.
+    names = ["²", "١٢", "2147483648", "9" * 30, "0"]
+    for query in (f"?secret={SECRET}", ""):
+        if not query:  # the demo: no secret, no login
+            settings = app.state.settings.model_copy(update={"media_hook_secret": None})
+            app.state.settings = settings
+        for hook in ("publish", "publish-done"):
+            for raw in nested:
+                got = await client.post(
+                    f"{HOOKS}/{hook}{query}",
+                    content=raw,
+                    headers={"content-type": "application/json"},
+                )
+                assert got.status_code == 422, (hook, raw[:30], got.text)
+            for name in names:
+                got = await client.post(f"{HOOKS}/{hook}{query}", data=nginx(name))
+                assert got.status_code == 403, (hook, name, got.text)
+                got = await client.post(f"{HOOKS}/{hook}{query}", json={"stream": name})
+                assert got.status_code == 403, (hook, name, got.text)
+    row = await session_row(db, live["id"])
+    assert row.status == "scheduled" and row.stream_connected_at is None

@@ -9,7 +9,6 @@ is touched: nothing else under the data folder can be reached.
 
 import asyncio
 import hmac
-import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from originlive.catalog.deps import RowId
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, InvalidInput, NotFound
+from originlive.inputs import json_value, row_id
 from originlive.live import control
 from originlive.live.deps import RoomHub
 from originlive.live.models import LiveSession, SessionStatus
@@ -120,9 +120,9 @@ async def _hook_fields(request: Request, secret: str | None) -> dict[str, str]:
     body = await request.body()
     if _srs(request):
         try:
-            data: Any = json.loads(body)
+            data = json_value(body)
         except ValueError as exc:
-            raise InvalidInput("The body is not JSON.") from exc
+            raise InvalidInput(f"The body is not JSON: {exc}.") from exc
         if not isinstance(data, dict):
             raise InvalidInput("The body is not a JSON object.")
         # SRS names the stream "stream", nginx-rtmp "name".
@@ -136,18 +136,18 @@ def _srs(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("application/json")
 
 
-async def _by_id(session: SessionDep, name: str, settings: Any) -> LiveSession | None:
+async def _by_id(session: SessionDep, session_id: int, settings: Any) -> LiveSession | None:
     """The session a stream renamed to its id (by nginx-rtmp, on publish) stands for; only a
     caller with the hook secret may name sessions so."""
     if settings.media_hook_secret is None:
         raise Forbidden("Set ORIGINLIVE_MEDIA_HOOK_SECRET to use session ids in hooks.")
-    return await session.get(LiveSession, int(name))
+    return await session.get(LiveSession, session_id)
 
 
 async def _by_name(session: SessionDep, name: str, settings: Any) -> LiveSession:
     """The session a stream name stands for: its key, or its id (see :func:`_by_id`)."""
-    if name.isdigit():
-        live = await _by_id(session, name, settings)
+    if (session_id := row_id(name)) is not None:
+        live = await _by_id(session, session_id, settings)
     else:
         found = await media.publishable(session, stream_key=name)
         live = None if isinstance(found, str) else found
@@ -160,9 +160,10 @@ async def _publishable(session: SessionDep, name: str, settings: Any) -> LiveSes
     """The session a publisher may publish to, or why not: by its stream key, or by its id
     (nginx-rtmp's second application, which takes the stream once renamed; with the secret
     only). The same rules either way: not ended, the shop approved."""
-    if not name.isdigit():
+    session_id = row_id(name)
+    if session_id is None:
         return await media.publishable(session, stream_key=name)
-    live = await _by_id(session, name, settings)
+    live = await _by_id(session, session_id, settings)
     if live is None:
         return "unknown session"
     return await media.publishable(session, stream_key=live.stream_key)
@@ -189,7 +190,7 @@ async def hook_publish(
     if found.status == SessionStatus.SCHEDULED:
         await control.go_live(session, hub, live=found)
     await media.connected(session, live=found)
-    if _srs(request) or name.isdigit():
+    if _srs(request) or row_id(name) is not None:
         return JSONResponse({"code": 0})
     return RedirectResponse(str(found.id), status_code=status.HTTP_302_FOUND)
 
