@@ -121,6 +121,44 @@ async def test_webhooks_are_idempotent_and_signed(
     assert await db.scalar(select(func.count()).select_from(PaymentEvent)) == 2
 
 
+async def test_a_signed_event_no_payment_can_match_is_a_4xx(
+    app, market: Market, make_user, db, secret: bytes
+) -> None:
+    buyer = await make_user("buyer")
+    _order, payment = await checkout(market, buyer)
+    event = {"id": "evt_edge", "type": "payment.succeeded", "payment_id": payment["id"],
+             "amount_cents": payment["amount_cents"], "currency": "CNY"}  # fmt: skip
+    refused = [
+        json.dumps(event | {"payment_id": 2**70}),
+        json.dumps(event | {"payment_id": 2**31}),
+        json.dumps(event | {"payment_id": -1}),
+        json.dumps(event | {"payment_id": str(payment["id"])}),
+        json.dumps(event | {"amount_cents": 2**70 + 0.5}),
+        json.dumps(event | {"amount_cents": "１９９０"}),
+        json.dumps(event | {"id": "e" * 65}),  # longer than a receipt's key
+        json.dumps(event | {"note": json.loads("[" * 33 + "]" * 33)}),  # past the depth limit
+        "[" * 5000 + "]" * 5000,  # json.loads: RecursionError
+        json.dumps(event | {"id": "evt_\ud800"}),  # a lone surrogate, which no column stores
+        json.dumps([event]),
+    ]
+    now = int(time.time())
+    for text in refused:
+        body = text.encode()
+        headers = {"Sandbox-Signature": sandbox.sign(secret, body, now)}
+        response = await market.client.post(WEBHOOK, content=body, headers=headers)
+        assert 400 <= response.status_code < 500, (text[:80], response.text)
+    for t in ("²", "١٧٠٠٠٠٠٠٠٠", ""):  # the signature's time: ASCII digits only
+        body = json.dumps(event).encode()
+        signature = sandbox.sign(secret, body, now).replace(f"t={now}", f"t={t}")
+        response = await market.client.post(
+            WEBHOOK, content=body, headers={"Sandbox-Signature": signature.encode()}
+        )
+        assert response.status_code == 400, (t, response.text)
+    assert await db.scalar(select(func.count()).select_from(WebhookReceipt)) == 0
+    shown = await market.client.get(f"/api/v1/payments/{payment['id']}", headers=buyer.headers)
+    assert shown.json()["status"] == "pending"
+
+
 async def test_failed_payment_leaves_the_order_open(app, market: Market, make_user) -> None:
     buyer = await make_user("buyer")
     order, payment = await checkout(market, buyer)
@@ -223,3 +261,21 @@ async def test_only_the_buyer_pays(market: Market, make_user) -> None:
     bad = await market.client.post(url, json={"provider": "cash"}, headers=buyer.headers)
     assert bad.status_code == 422
     assert (await market.client.get("/sandbox/checkout/" + "x" * 32)).status_code == 404
+
+
+async def test_only_the_buyer_is_given_the_checkout_url(
+    market: Market, make_user, make_operator
+) -> None:
+    """The checkout URL pays the order for whoever holds it: the shop and operators see the
+    payment, never the URL."""
+    buyer = await make_user("buyer")
+    _order, payment = await checkout(market, buyer)
+    assert payment["checkout_url"]
+    url = f"/api/v1/payments/{payment['id']}"
+    operator = await make_operator()
+    for reader in (market.merchant, operator):
+        seen = await market.client.get(url, headers=reader.headers)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["status"] == "pending" and seen.json()["checkout_url"] is None
+    mine = await market.client.get(url, headers=buyer.headers)
+    assert mine.json()["checkout_url"] == payment["checkout_url"]

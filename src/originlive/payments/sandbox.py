@@ -13,16 +13,18 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from originlive.db import utcnow
-from originlive.errors import OriginliveError
+from originlive.errors import InvalidInput, OriginliveError
+from originlive.inputs import Id, json_value, whole
 from originlive.payments.models import SandboxWebhook
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,16 @@ class BadSignature(OriginliveError):
     slug = "bad-signature"
 
 
-@dataclass(frozen=True)
-class Event:
-    id: str
-    type: str
-    payment_id: int
-    amount_cents: int
-    currency: str
+class Event(BaseModel):
+    """A provider's word on a payment, as its signed webhook says it; other fields are ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]  # the receipts' key
+    type: Annotated[str, StringConstraints(max_length=64)]
+    payment_id: Id
+    amount_cents: Annotated[int, Field(strict=True, ge=0)]
+    currency: Annotated[str, StringConstraints(max_length=8)]
 
 
 def webhook_secret(secret_key: str) -> bytes:
@@ -62,28 +67,26 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
 def verify(
     secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> Event:
-    """The event in a webhook, if its signature is ours and fresh; else ``BadSignature``."""
+    """The event in a webhook, if its signature is ours and fresh; else ``BadSignature``, or
+    ``InvalidInput`` for a signed event that no payment of ours can match."""
     parts = dict(p.split("=", 1) for p in headers.get(SIGNATURE_HEADER, "").split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        raise BadSignature("Missing or malformed signature header.") from None
+    timestamp = whole(parts.get("t", ""))
+    if timestamp is None:
+        raise BadSignature("Missing or malformed signature header.")
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
     if not hmac.compare_digest(expected, parts.get("v1", "")):
         raise BadSignature("The signature does not match.")
     if abs((now or time.time()) - timestamp) > TOLERANCE_SECONDS:
         raise BadSignature("The signature is too old (or from the future).")
     try:
-        data = json.loads(body)
-        return Event(
-            id=str(data["id"]),
-            type=str(data["type"]),
-            payment_id=int(data["payment_id"]),
-            amount_cents=int(data["amount_cents"]),
-            currency=str(data["currency"]),
-        )
-    except (ValueError, KeyError, TypeError):
-        raise BadSignature("A signed body that is not an event.") from None
+        data = json_value(body)
+    except ValueError:
+        raise BadSignature("A signed body that is not JSON.") from None
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:  # signed, yet no event of ours: an id past 2**31, say
+        field = ".".join(str(part) for part in exc.errors()[0]["loc"]) or "body"
+        raise InvalidInput(f"A signed event with a bad {field}.", field=field) from None
 
 
 def new_checkout_token() -> str:
