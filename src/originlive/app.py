@@ -42,7 +42,7 @@ from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.media import api as media_api
 from originlive.media.ingest import Media
-from originlive.middleware import BodyLimitMiddleware
+from originlive.middleware import BodyLimitMiddleware, NoSniffMiddleware
 from originlive.orders import api as orders_api
 from originlive.orders import service as orders
 from originlive.orders.bulk import AnnouncingPlacer, BulkPlacer, OrderPlacer, WriterPlacer
@@ -173,7 +173,8 @@ class OriginliveApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         rooms = LiveRoomRoute(super().__call__, state=self.state)
-        self._front = FlashOrderRoute(rooms, state=self.state)
+        # Outermost, so that every response has it: the fast path's, and FastAPI's 500s.
+        self._front = NoSniffMiddleware(FlashOrderRoute(rooms, state=self.state))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)

@@ -1,13 +1,14 @@
-"""Catalog test set-up: a helper that opens shops and lists products, and hand-made images."""
+"""Catalog test set-up: a helper that opens shops and lists products, and images made by Pillow."""
 
-import struct
-import zlib
+import io
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,33 +24,29 @@ PRODUCT = {
 }
 
 
-def png(width: int = 1, height: int = 1) -> bytes:
-    """A valid RGB PNG, built by hand."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = b"".join(b"\x00" + b"\x4c\xaf\x50" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(pixels))
-        + chunk(b"IEND", b"")
-    )
+def image(fmt: str, width: int = 4, height: int = 3, *, mode: str = "RGB", **params: Any) -> bytes:
+    """A real image, drawn and encoded by Pillow in memory: red on its left half, blue on its
+    right (so a turn shows), in ``fmt`` with Pillow's save ``params``."""
+    picture = Image.new(mode, (width, height), "blue")
+    picture.paste(Image.new(mode, (max(width // 2, 1), height), "red"))
+    out = io.BytesIO()
+    picture.save(out, fmt, **params)
+    return out.getvalue()
 
 
-def jpeg() -> bytes:
-    """The start and end of a JFIF file: enough for a format check."""
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
+def png(width: int = 1, height: int = 1, **params: Any) -> bytes:
+    """A PNG made by Pillow."""
+    return image("PNG", width, height, **params)
 
 
-def webp() -> bytes:
-    """A RIFF/WEBP container with a lossless chunk whose sizes add up."""
-    payload = b"\x2f\x00\x00\x00\x00\x88\x88\x08"
-    chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload
-    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+def jpeg(width: int = 4, height: int = 3, **params: Any) -> bytes:
+    """A JPEG made by Pillow."""
+    return image("JPEG", width, height, **params)
+
+
+def webp(width: int = 4, height: int = 3, **params: Any) -> bytes:
+    """A WebP made by Pillow."""
+    return image("WEBP", width, height, **params)
 
 
 async def count(db: AsyncSession, model: type[Any]) -> int:
@@ -71,9 +68,15 @@ class Catalog:
         return self._operator
 
     async def shop(self, owner: Actor, *, approve: bool = True, **fields: Any) -> dict[str, Any]:
-        response = await self.client.post(
-            "/api/v1/shops", json=SHOP | fields, headers=owner.headers
-        )
+        """Open a shop; without a ``name``, SHOP's, numbered from the second on ("... 2"):
+        no two shops' names may look alike."""
+        for n in itertools.count(1):
+            name = fields.get("name", SHOP["name"] if n == 1 else f"{SHOP['name']} {n}")
+            response = await self.client.post(
+                "/api/v1/shops", json=SHOP | fields | {"name": name}, headers=owner.headers
+            )
+            if response.status_code != 409 or "name" in fields:
+                break
         assert response.status_code == 201, response.text
         if approve:
             await self.approve(response.json()["id"])

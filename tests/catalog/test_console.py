@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from originlive.catalog.storage import MAX_SIDE
 from tests.accounts.test_pages import HTML, csrf_of, login, register
 from tests.catalog.conftest import png
 from tests.conftest import Actor
@@ -155,6 +156,12 @@ async def test_bad_input_is_shown_on_the_form_and_writes_nothing(
         headers=merchant.headers,
     )
     assert not_an_image.status_code == 422 and "JPEG, PNG or WebP" in not_an_image.text
+    too_large = await client.post(
+        f"/console/products/{product_id}/photos",
+        files={"photo": ("field.png", png(MAX_SIDE + 1, 1), "image/png")},
+        headers=merchant.headers,
+    )
+    assert too_large.status_code == 422 and "pixels a side" in too_large.text
     product = (await client.get(f"/api/v1/products/{product_id}", headers=merchant.headers)).json()
     assert product["images"] == []
     sku_id = product["skus"][0]["id"]

@@ -18,8 +18,9 @@ from originlive.accounts.models import User
 from originlive.catalog import schemas, service
 from originlive.catalog.deps import OwnedProduct, OwnedShop, OwnedSku, RowId, Storage
 from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Shop, ShopStatus
+from originlive.catalog.storage import UnsupportedImage
 from originlive.db import SessionDep
-from originlive.errors import Conflict, InvalidInput
+from originlive.errors import Conflict, InvalidInput, PayloadTooLarge
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, refused_field, typed, whole
 from originlive.web.templating import N_, render
@@ -389,9 +390,9 @@ async def upload_photo(
                 session, product=product, actor=user, storage=storage, data=data
             )
             return _done(f"/console/products/{product.id}")
-        except Conflict as exc:  # a photo too many: say so
+        except (Conflict, PayloadTooLarge) as exc:  # a photo too many, or too large: say so
             errors = {"photo": exc.detail}
-        except service.UnsupportedImage:
+        except UnsupportedImage:
             pass
     return _product_page(request, product, storage, errors=errors, values={}, form="photos")
 

@@ -23,19 +23,13 @@ from originlive.catalog.models import (
     ShopStatus,
     Sku,
 )
-from originlive.catalog.storage import ImageStorage, sniff_image
+from originlive.catalog.storage import ImageStorage, clean_image
 from originlive.db import after_commit
-from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
+from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.regions import service as regions
 from originlive.regions.models import Region
 
 MAX_IMAGES = 20
-
-
-class UnsupportedImage(OriginliveError):
-    status = 415
-    title = "Unsupported media type"
-    slug = "unsupported-media-type"
 
 
 # Many-to-one in the same query (a join), collections one query each: every query costs a
@@ -387,14 +381,12 @@ async def add_provenance(
 async def add_image(
     session: AsyncSession, *, product: Product, actor: User, storage: ImageStorage, data: bytes
 ) -> ProductImage:
-    """Store an uploaded photo if its bytes are really a JPEG, PNG or WebP image."""
-    content_type = sniff_image(data)
-    if content_type is None:
-        raise UnsupportedImage("Only JPEG, PNG and WebP images are accepted.")
-    if len(product.images) >= MAX_IMAGES:
+    """Store an uploaded photo, decoded and re-encoded (see ``storage.clean_image``)."""
+    if len(product.images) >= MAX_IMAGES:  # before the decoding, which costs far more
         raise Conflict(f"A product has at most {MAX_IMAGES} images.")
-    key = await storage.save(data, content_type=content_type)
-    image = ProductImage(key=key, content_type=content_type, size_bytes=len(data))
+    clean = await clean_image(data)
+    key = await storage.save(clean.data, content_type=clean.content_type)
+    image = ProductImage(key=key, content_type=clean.content_type, size_bytes=len(clean.data))
     product.images.append(image)
     try:
         await session.flush()
