@@ -238,6 +238,7 @@ async def test_nginx_takes_the_streams_and_the_app_keeps_the_sessions(
         print(f"first playable segment {time.monotonic() - started:.2f} s after publishing began")
         assert got.headers["content-type"] == "application/vnd.apple.mpegurl"
         assert got.headers["cache-control"] == "no-cache"
+        assert got.headers["x-content-type-options"] == "nosniff"
         assert (await session())["status"] == "live"
         assert [p.name for p in front.hls.iterdir()] == [str(session_id)]
         assert key not in got.text
