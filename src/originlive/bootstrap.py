@@ -3,20 +3,28 @@
 import asyncio
 import logging
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from originlive.db import create_engine, create_sessionmaker, is_sqlite
 from originlive.regions import service as regions
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic announces each of its plugins at INFO as it is first imported, which would open
+# `originlive migrate`'s output; only the migrations it runs are news. So it is told to keep
+# quiet here and imported only below.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 # The Alembic scripts ship inside the package, so an installed wheel migrates as a checkout
 # does. Alembic reads them from a real directory: the package is never run from a zip.
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str) -> "Config":
     """Alembic's configuration for the package's migrations and the given database."""
+    from alembic.config import Config
+
     # No alembic.ini: an installed package has none, and upgrading needs nothing from it.
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -42,7 +50,7 @@ def migrate(url: str) -> int:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    # Alembic announces each of its plugins at INFO; only the migrations it runs are news.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
     return asyncio.run(_load_regions(url))
