@@ -152,8 +152,9 @@ async def merchant_with_shop(
     assert registered.status_code == 201, registered.text
     token = await api.post("/api/v1/auth/token", data={"username": email, "password": password})
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    shop_name = f"徐杨果园 {email.split('@')[0]}"  # one a merchant: names are unique
     shop = await api.post(
-        "/api/v1/shops", json={"name": "徐杨果园", "region_code": "610431"}, headers=headers
+        "/api/v1/shops", json={"name": shop_name, "region_code": "610431"}, headers=headers
     )
     assert shop.status_code == 201, shop.text
     product = await api.post(

@@ -18,7 +18,6 @@ from tests.conftest import Actor
 
 BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/shops": {"json": SHOP},
-    "PATCH /api/v1/shops/{}": {"json": {"name": "改个名字"}},
     "POST /api/v1/shops/{}/approve": {},
     "POST /api/v1/shops/{}/reject": {"json": {"reason": "资料不全"}},
     "POST /api/v1/shops/{}/products": {"json": PRODUCT},
@@ -128,8 +127,11 @@ async def call(
     actor: Actor | None = world["actors"][who] if who else None
     route = re.sub(r"\{\w+\}", "{}", path)  # "/shops/{shop_a}" -> "/shops/{}"
     body = BODIES.get(f"{method} {route}", {})
+    url = path.format(**world)
+    if f"{method} {route}" == "PATCH /api/v1/shops/{}":  # no two shops' names look alike
+        body = {"json": {"name": f"改个名字 {url}"}}
     headers = actor.headers if actor else {}
-    return await client.request(method, path.format(**world), headers=headers, **body)
+    return await client.request(method, url, headers=headers, **body)
 
 
 async def snapshot(db) -> tuple[Any, ...]:

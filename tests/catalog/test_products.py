@@ -314,3 +314,56 @@ async def test_out_of_range_ids_are_bad_input(
     ]:
         response = await client.request(method, url, headers=owner.headers)
         assert response.status_code == 422, (url, response.text)
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["徐香猕猴桃\u200b", "\u202e装斤5 桃猴猕", "猕猴桃\u2066礼盒\u2069", "\ufeff猕猴桃",
+     "猕猴桃\u0085", "猕猴桃\u009b", "猕猴\u00ad桃", "\u200b\u200c", "\u3000 "],
+    ids=ascii,
+)  # fmt: skip
+async def test_a_title_with_what_cannot_be_seen_is_refused(
+    client: httpx.AsyncClient, make_user, catalog: Catalog, db, title: str
+) -> None:
+    owner = await make_user()
+    shop = await catalog.shop(owner)
+    product = await catalog.product(owner, shop["id"])
+    response = await client.post(
+        f"/api/v1/shops/{shop['id']}/products",
+        json=PRODUCT | {"title": title},
+        headers=owner.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["title"]
+    assert await count(db, Product) == 1
+    edited = await client.patch(
+        f"/api/v1/products/{product['id']}", json={"title": title}, headers=owner.headers
+    )
+    assert edited.status_code == 422, edited.text
+    assert [e["field"] for e in edited.json()["errors"]] == ["title"]
+
+
+async def test_titles_are_folded_and_descriptions_keep_their_form(
+    client: httpx.AsyncClient, make_user, catalog: Catalog
+) -> None:
+    owner = await make_user()
+    shop = await catalog.shop(owner)
+    body = PRODUCT | {
+        "title": "ＸＵ　徐香猕猴桃 ５㎏（礼盒）",
+        "description": "\ufeff树上自然熟，\u200b现摘现发。\n① 5斤装",
+    }
+    response = await client.post(
+        f"/api/v1/shops/{shop['id']}/products", json=body, headers=owner.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "XU 徐香猕猴桃 5kg（礼盒）"
+    assert response.json()["description"] == "树上自然熟，现摘现发。\n① 5斤装"
+    found = await client.get("/api/v1/products", params={"q": "ｘｕ 徐香"})
+    assert [p["id"] for p in found.json()["items"]] == [response.json()["id"]]
+    override = await client.post(
+        f"/api/v1/shops/{shop['id']}/products",
+        json=PRODUCT | {"description": "好\u202e评"},
+        headers=owner.headers,
+    )
+    assert override.status_code == 422
+    assert [e["field"] for e in override.json()["errors"]] == ["description"]

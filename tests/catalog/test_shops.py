@@ -1,12 +1,18 @@
-"""Shops over HTTP: opening, reading by status, listing, editing, approval and rejection."""
+"""Shops over HTTP: opening, reading by status, listing, editing, approval and rejection;
+names refused for what cannot be seen, and unique as a person sees them."""
+
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from originlive.accounts.models import AuditEntry
+from originlive.catalog import service
 from originlive.catalog.models import Shop
 from originlive.settings import Settings
 from tests.catalog.conftest import SHOP, Catalog, count
+from tests.conftest import Actor
 
 
 async def test_open_shop_is_pending_and_makes_a_merchant(
@@ -39,7 +45,9 @@ async def test_open_shop_at_any_level(client: httpx.AsyncClient, make_user) -> N
     owner = await make_user()
     for code, full_name in [("530000", "云南省"), ("500000", "重庆市")]:
         response = await client.post(
-            "/api/v1/shops", json={**SHOP, "region_code": code}, headers=owner.headers
+            "/api/v1/shops",
+            json={**SHOP, "name": f"{full_name}果园", "region_code": code},
+            headers=owner.headers,
         )
         assert response.status_code == 201
         assert response.json()["region"]["full_name"] == full_name
@@ -210,3 +218,151 @@ async def test_approve_and_reject(
     assert entries[0].detail == {"reason": "营业执照不清晰"}
     missing = await client.post("/api/v1/shops/999999/approve", headers=operator.headers)
     assert missing.status_code == 404
+
+
+# Names a person must recognise (issue 15, defect 8)
+
+INVISIBLE_NAMES = [
+    "武功猕猴桃合作社\u200b",  # the tester's: a trailing zero-width space
+    "\u202e社作合桃猴猕功武",  # right-to-left override
+    "武功\u2066猕猴桃\u2069合作社",  # an isolate
+    "\ufeff武功猕猴桃合作社",  # a BOM
+    "武功\u0085猕猴桃",  # C1: next line
+    "武功\u009b猕猴桃",  # C1: control sequence introducer
+    "猕猴\u00ad桃",  # soft hyphen
+    "武功\u200d猕猴桃",  # a joiner that joins no emoji
+    "\u200b\u200b",  # nothing but zero-width spaces
+    "\u3164",  # a Hangul filler, drawn as nothing
+    "\u3000\u00a0 ",  # only spaces
+    "\U000e0041\U000e0042",  # tag characters
+    "\ue000店",  # private use
+]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES, ids=ascii)
+async def test_a_name_with_what_cannot_be_seen_is_refused(
+    client: httpx.AsyncClient, make_user, catalog: Catalog, db, name: str
+) -> None:
+    owner = await make_user()
+    response = await client.post("/api/v1/shops", json=SHOP | {"name": name}, headers=owner.headers)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["name"]
+    assert await count(db, Shop) == 0
+    shop = await catalog.shop(owner, name="斗南花园")
+    renamed = await client.patch(
+        f"/api/v1/shops/{shop['id']}", json={"name": name}, headers=owner.headers
+    )
+    assert renamed.status_code == 422, renamed.text
+    assert (await client.get(f"/api/v1/shops/{shop['id']}")).json()["name"] == "斗南花园"
+
+
+async def test_names_are_folded_and_emoji_keep_their_joiners(
+    client: httpx.AsyncClient, make_user
+) -> None:
+    owner = await make_user()
+    for typed, kept in [
+        # Full-width letters and spaces fold; full-width brackets keep their form.
+        ("  ＡＢＣ　　农场（武功）  ", "ABC 农场（武功）"),
+        ("👩\u200d🌾 花园", "👩\u200d🌾 花园"),  # woman farmer: one picture
+    ]:
+        response = await client.post(
+            "/api/v1/shops", json=SHOP | {"name": typed}, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == kept
+
+
+async def test_a_name_that_looks_like_another_shops_is_a_conflict(
+    client: httpx.AsyncClient, make_user, catalog: Catalog, db
+) -> None:
+    first, other = await make_user("first"), await make_user("other")
+    await catalog.shop(first, name="ABC 农场")
+    for look_alike in ["ＡＢＣ 农场", "abc 农场", "ABC\u3000农场", "Abc  农场", "ABC 农场\ufe0f"]:
+        response = await client.post(
+            "/api/v1/shops", json=SHOP | {"name": look_alike}, headers=other.headers
+        )
+        assert response.status_code == 409, (look_alike, response.text)
+        problem = response.json()
+        assert problem["type"] == "/problems/conflict"
+        assert "looks like" in problem["detail"]
+        assert [e["field"] for e in problem["errors"]] == ["name"]
+    assert await count(db, Shop) == 1
+    me = (await client.get("/api/v1/auth/me", headers=other.headers)).json()
+    assert me["roles"] == ["buyer"]  # nothing written: not even the merchant role
+
+
+async def test_renaming_to_another_shops_name_is_a_conflict(
+    client: httpx.AsyncClient, make_user, catalog: Catalog
+) -> None:
+    owner = await make_user()
+    await catalog.shop(owner, name="ABC 农场")
+    mine = await catalog.shop(owner, name="DEF 农场")
+    url = f"/api/v1/shops/{mine['id']}"
+    taken = await client.patch(url, json={"name": "ａｂｃ 农场"}, headers=owner.headers)
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["errors"][0]["field"] == "name"
+    assert (await client.get(url)).json()["name"] == "DEF 农场"
+    own = await client.patch(url, json={"name": "def 农场"}, headers=owner.headers)
+    assert own.status_code == 200 and own.json()["name"] == "def 农场"  # its own look is free
+
+
+async def test_the_unique_index_settles_a_race(
+    client: httpx.AsyncClient, make_user, catalog: Catalog, db, monkeypatch
+) -> None:
+    """Two openings at once both pass the check; the index refuses the second."""
+
+    async def too_late(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    owner = await make_user()
+    await catalog.shop(owner, name="ABC 农场")
+    mine = await catalog.shop(owner, name="DEF 农场")
+    monkeypatch.setattr(service, "_check_name_free", too_late)
+    opened = await client.post(
+        "/api/v1/shops", json=SHOP | {"name": "ａｂｃ 农场"}, headers=owner.headers
+    )
+    assert opened.status_code == 409, opened.text
+    url = f"/api/v1/shops/{mine['id']}"
+    renamed = await client.patch(url, json={"name": "Abc 农场"}, headers=owner.headers)
+    assert renamed.status_code == 409, renamed.text
+    form = {"name": "Abc 农场", "region_code": "610431", "description": "",
+            "contact_name": "", "contact_phone": ""}  # fmt: skip
+    page = await client.post(f"/console/shops/{mine['id']}", data=form, headers=owner.headers)
+    assert page.status_code == 409, page.text
+    assert "DEF 农场" in page.text  # the shop as it is, beside what was typed
+    assert (await client.get(url)).json()["name"] == "DEF 农场"
+    assert await count(db, Shop) == 2
+
+
+async def _console_shops(client: httpx.AsyncClient, merchant: Actor) -> list[str]:
+    mine = await client.get("/api/v1/shops?mine=true", headers=merchant.headers)
+    return [s["name"] for s in mine.json()["items"]]
+
+
+async def test_the_console_says_a_name_is_taken_or_holds_invisible_characters(
+    client: httpx.AsyncClient, make_user, catalog: Catalog
+) -> None:
+    other, merchant = await make_user("other"), await make_user("merchant")
+    await catalog.shop(other, name="ABC 农场")
+    form = {"name": "ＡＢＣ 农场", "region_code": "610431", "description": "",
+            "contact_name": "", "contact_phone": ""}  # fmt: skip
+    taken = await client.post("/console/shops", data=form, headers=merchant.headers)
+    assert taken.status_code == 409
+    assert "Another shop already has a name that looks like this one." in taken.text
+    assert "ＡＢＣ 农场" in taken.text  # what was typed stays
+    hidden = await client.post(
+        "/console/shops", data=form | {"name": "DEF\u202e 农场"}, headers=merchant.headers
+    )
+    assert hidden.status_code == 422
+    assert "Remove the invisible or control characters" in hidden.text
+    assert await _console_shops(client, merchant) == []
+
+    opened = await client.post(
+        "/console/shops", data=form | {"name": "DEF 农场"}, headers=merchant.headers
+    )
+    assert opened.status_code == 303, opened.text
+    url = opened.headers["location"].split("?")[0]
+    renamed = await client.post(url, data=form | {"name": "abc 农场"}, headers=merchant.headers)
+    assert renamed.status_code == 409
+    assert "Another shop already has a name that looks like this one." in renamed.text
+    assert await _console_shops(client, merchant) == ["DEF 农场"]

@@ -264,3 +264,33 @@ async def test_a_session_cannot_be_changed_after_it_ends(market: Market) -> None
         client.post(f"{BASE}/{live['id']}/stream-key", headers=headers),
     ):
         assert (await call).status_code == 409
+
+
+async def test_a_title_with_what_cannot_be_seen_is_refused(
+    market: Market, db: AsyncSession
+) -> None:
+    client, headers = market.client, market.merchant.headers
+    for field, value in [
+        ("title", "猕猴桃开园直播\u200b"),
+        ("title", "\u202e播直园开"),
+        ("title", "开园\u2066直播\u2069"),
+        ("title", "\ufeff开园直播"),
+        ("title", "开园\u0085直播"),
+        ("title", "开园\u009b直播"),
+        ("title", "开\u00ad园"),
+        ("title", "\u200b\u2060"),
+        ("description", "好\u202e评"),
+    ]:
+        body = {"shop_id": market.shop_id, "title": "开园直播", field: value}
+        response = await client.post(BASE, json=body, headers=headers)
+        assert response.status_code == 422, (value, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert await db.scalar(select(func.count()).select_from(LiveSession)) == 0
+    live = await schedule(
+        market, title="ＬＩＶＥ　开园直播", description="\ufeff树上熟，\u200b现摘"
+    )
+    assert (live["title"], live["description"]) == ("LIVE 开园直播", "树上熟，现摘")
+    renamed = await client.patch(
+        f"{BASE}/{live['id']}", json={"title": "开园\u202e"}, headers=headers
+    )
+    assert renamed.status_code == 422, renamed.text

@@ -290,3 +290,31 @@ async def test_a_room_rides_out_redis_going_away(
         first, last = viewer.of("comment")[0]["seq"], viewer.of("comment")[-1]["seq"]
         assert last > first  # the numbers go on increasing for sockets that stayed
         assert viewer.closed is None and speaker.closed is None
+
+
+REFUSED_COMMENTS = [
+    "好甜\u200b",  # zero-width space
+    "\u202e甜好",  # right-to-left override
+    "好\u2066甜\u2069",  # an isolate
+    "\ufeff好甜",  # BOM
+    "好甜\u0085",  # C1: next line
+    "好\u009b甜",  # C1: control sequence introducer
+    "好\u00ad甜",  # soft hyphen
+    "\u200b\u200c",  # nothing to see
+    "\ud800好甜",  # a lone surrogate (sent as its JSON escape)
+]
+
+
+async def test_a_comment_with_what_cannot_be_seen_is_refused_and_never_shown(
+    stage: Stage,
+) -> None:
+    ((_, token),) = await buyers(stage, 1)
+    async with watch(stage.ws) as viewer, watch(stage.ws, token) as speaker:
+        for text in REFUSED_COMMENTS:
+            await speaker.say(text)
+        await speaker.wait_for(lambda w: len(w.of("error")) == len(REFUSED_COMMENTS))
+        assert {e["code"] for e in speaker.of("error")} == {"bad_message"}
+        await speaker.say("ＯＫ，好甜！👨\u200d👩\u200d👧")
+        await viewer.wait_for(lambda w: len(w.of("comment")) == 1)
+        await asyncio.sleep(0.3)
+        assert [c["text"] for c in viewer.of("comment")] == ["OK，好甜！👨\u200d👩\u200d👧"]

@@ -312,3 +312,29 @@ async def test_an_error_of_ours_is_a_500_problem(app, market: Market, make_user,
     # The gate, if any, gave the reservation back: the offer still sells all five.
     for _ in range(2):
         assert (await market.order(buyer, [{"offer_id": offer["id"], "quantity": 1}])).is_success
+
+
+async def test_an_address_with_what_cannot_be_seen_is_refused(
+    market: Market, make_user, db
+) -> None:
+    offer = await market.offer()
+    buyer = await make_user("buyer")
+    line = {"offer_id": offer["id"], "quantity": 1}
+    for field, value in [
+        ("name", "王小满\u200b"),
+        ("name", "\u202e满小王"),
+        ("name", "王\u2066小满\u2069"),
+        ("name", "\ufeff王小满"),
+        ("name", "王小满\u0085"),
+        ("name", "王\u009b小满"),
+        ("name", "王小\u00ad满"),
+        ("name", "\u200b"),
+        ("detail", "徐杨村\u202e组5"),
+    ]:
+        response = await market.order(buyer, [line], address=ADDRESS | {field: value})
+        assert response.status_code == 422, (value, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [f"address.{field}"]
+    assert await db.scalar(select(func.count()).select_from(Order)) == 0
+    folded = await market.order(buyer, [line], address=ADDRESS | {"name": "  王　小满  "})
+    assert folded.status_code == 201, folded.text
+    assert folded.json()["address"]["name"] == "王 小满"

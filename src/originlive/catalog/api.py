@@ -206,12 +206,10 @@ async def list_shop_products(
 async def search_products(
     session: SessionDep,
     storage: Storage,
-    q: Annotated[
-        str | None, Query(max_length=100, pattern=schemas.ONE_LINE, description="Words to find.")
-    ] = None,
+    q: Annotated[str | None, Query(description="Words to find."), schemas.SearchWords] = None,
     region: RegionFilter = None,
     shop: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this shop.")] = None,
-    category: Annotated[str | None, Query(max_length=40, pattern=schemas.ONE_LINE)] = None,
+    category: Annotated[str | None, Query(), schemas.CategoryFilter] = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> schemas.Page[schemas.Product]:

@@ -52,6 +52,7 @@ MESSAGES = {
     "note": N_("The note is too long."),
     "photo": N_("Choose a JPEG, PNG or WebP photo."),
 }
+NAME_TAKEN = N_("Another shop already has a name that looks like this one.")
 SAVED = N_("Saved.")
 ON_SALE, HIDDEN = N_("On sale"), N_("Hidden")
 KIND_NAMES = {
@@ -83,16 +84,14 @@ async def my_shops(request: Request, session: SessionDep, user: CurrentUser) -> 
     shops, _total = await service.list_shops(
         session, statuses=tuple(ShopStatus), owner_id=user.id, limit=50
     )
-    return _shops_page(request, shops, {}, {})
+    return _shops_page(request, shops, {}, {}, 200)
 
 
 def _shops_page(
-    request: Request, shops: Any, values: dict[str, str], errors: dict[str, str]
+    request: Request, shops: Any, values: dict[str, str], errors: dict[str, str], status: int
 ) -> Response:
     context = {"shops": shops, "values": values, "errors": errors}
-    return render(
-        request, "catalog/console/shops.html", context, status_code=422 if errors else 200
-    )
+    return render(request, "catalog/console/shops.html", context, status_code=status)
 
 
 @router.post("/console/shops", response_class=HTMLResponse)
@@ -122,16 +121,24 @@ async def open_shop(
     except InvalidInput:  # an unknown region code
         errors = error_on(MESSAGES, "region_code")
         return await _shops_again(request, session, user, values, errors)
+    except service.ShopNameTaken:
+        errors = {"name": _(NAME_TAKEN)}
+        return await _shops_again(request, session, user, values, errors, status=409)
     return _done(f"/console/shops/{shop.id}", "opened")
 
 
 async def _shops_again(
-    request: Request, session: SessionDep, user: User, values: dict[str, str], errors: Any
+    request: Request,
+    session: SessionDep,
+    user: User,
+    values: dict[str, str],
+    errors: Any,
+    status: int = 422,
 ) -> Response:
     shops, _total = await service.list_shops(
         session, statuses=tuple(ShopStatus), owner_id=user.id, limit=50
     )
-    return _shops_page(request, shops, values, errors)
+    return _shops_page(request, shops, values, errors, status)
 
 
 def _profile(shop: Shop) -> dict[str, str]:
@@ -140,10 +147,16 @@ def _profile(shop: Shop) -> dict[str, str]:
 
 
 def _shop_page(
-    request: Request, shop: Shop, values: dict[str, str], errors: dict[str, str], flash: Any
+    request: Request,
+    shop: Shop,
+    values: dict[str, str],
+    errors: dict[str, str],
+    flash: Any,
+    status: int | None = None,
 ) -> Response:
     context = {"shop": shop, "values": values, "errors": errors, "flash": flash, "tab": "profile"}
-    return render(request, "catalog/console/shop.html", context, status_code=422 if errors else 200)
+    status = status or (422 if errors else 200)
+    return render(request, "catalog/console/shop.html", context, status_code=status)
 
 
 @router.get("/console/shops/{shop_id}", response_class=HTMLResponse)
@@ -176,6 +189,8 @@ async def update_shop(
         return _shop_page(request, shop, values, field_errors(exc, MESSAGES), None)
     except InvalidInput:  # an unknown region code
         return _shop_page(request, shop, values, error_on(MESSAGES, "region_code"), None)
+    except service.ShopNameTaken:
+        return _shop_page(request, shop, values, {"name": _(NAME_TAKEN)}, None, status=409)
     return _done(f"/console/shops/{shop.id}")
 
 

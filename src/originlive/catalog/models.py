@@ -4,10 +4,11 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from originlive.db import Base, UTCDateTime, utcnow
 from originlive.regions.models import Region
+from originlive.text import shop_name_key
 
 
 class ShopStatus(enum.StrEnum):
@@ -45,11 +46,16 @@ class Shop(Base):
     __table_args__ = (
         Index("ix_shops_owner_id", "owner_id"),
         Index("ix_shops_status_region_code", "status", "region_code"),
+        # No two shops whose names look alike (text.shop_name_key); races end here.
+        Index("ix_shops_name_key", "name_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(String(80))
+    # Set with the name (``_keyed``). The server default only lets migration 0008 add the
+    # column NOT NULL on SQLite without copying the table.
+    name_key: Mapped[str] = mapped_column(Text, server_default="")
     description: Mapped[str] = mapped_column(String(2000), default="")
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     contact_name: Mapped[str | None] = mapped_column(String(40))
@@ -60,6 +66,11 @@ class Shop(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     region: Mapped[Region] = relationship(lazy="raise")
+
+    @validates("name")
+    def _keyed(self, _attribute: str, name: str) -> str:
+        self.name_key = shop_name_key(name)
+        return name
 
 
 class Product(Base):

@@ -25,7 +25,7 @@ PAGE_SIZE = 24
 # Deep pages of a public listing cost the database and help nobody; search narrows instead.
 MAX_PAGE = 200
 
-SearchText = Annotated[str, Query(max_length=100, pattern=schemas.ONE_LINE)]
+SearchText = Annotated[str, Query(), schemas.SearchWords]
 RegionParam = Annotated[str, Query(pattern=r"^([0-9]{6,12})?$")]
 PageParam = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 

@@ -16,35 +16,24 @@ from pydantic import (
 from originlive.catalog.models import ProductImage, ProductStatus, ProvenanceKind, ShopStatus
 from originlive.catalog.storage import ImageStorage
 from originlive.regions.models import Region, RegionLevel
+from originlive.text import multi_line, one_line
 
 MAX_SKUS = 50
 MAX_PROVENANCE_AT_ONCE = 50
 
 
-# No control characters (PostgreSQL refuses NUL outright); multi-line text keeps tab and newlines.
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-
-
-def _line(max_length: int) -> Any:
-    return StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=max_length, pattern=ONE_LINE
-    )
-
-
-def _text(max_length: int) -> Any:
-    return StringConstraints(strip_whitespace=True, max_length=max_length, pattern=MULTI_LINE)
-
-
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,12}$")]
-ShopName = Annotated[str, _line(80)]
-ShopDescription = Annotated[str, _text(2000)]
-ContactName = Annotated[str, _line(40)]
+ShopName = Annotated[str, one_line(80)]
+ShopDescription = Annotated[str, multi_line(2000)]
+ContactName = Annotated[str, one_line(40)]
 ContactPhone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,16}[0-9]$")]
-Title = Annotated[str, _line(120)]
-ProductDescription = Annotated[str, _text(5000)]
-Category = Annotated[str, _line(40)]
-SkuName = Annotated[str, _line(60)]
+Title = Annotated[str, one_line(120)]
+ProductDescription = Annotated[str, multi_line(5000)]
+Category = Annotated[str, one_line(40)]
+SkuName = Annotated[str, one_line(60)]
+# Query metadata, folded as the text they look for was: ``Annotated[str, Query(), SearchWords]``.
+SearchWords = one_line(100, blank=True)
+CategoryFilter = one_line(40, blank=True)
 # Strict: 12.5 (or "1250", or true) is refused rather than rounded or coerced.
 PriceCents = Annotated[int, Field(strict=True, ge=0, le=10**11)]
 Stock = Annotated[int, Field(strict=True, ge=0, le=10**8)]
@@ -115,7 +104,7 @@ class ShopUpdate(_Patch):
 
 
 class ShopReject(_Input):
-    reason: Annotated[str, _line(500)]
+    reason: Annotated[str, one_line(500)]
 
 
 class Shop(BaseModel):
@@ -171,12 +160,12 @@ class Sku(BaseModel):
 
 
 class ProvenanceCreate(_Input):
-    batch: Annotated[str, _line(40)] = Field(description="The lot or batch it describes.")
+    batch: Annotated[str, one_line(40)] = Field(description="The lot or batch it describes.")
     kind: ProvenanceKind
     date: dt.date
-    place: Annotated[str, _line(120)]
+    place: Annotated[str, one_line(120)]
     place_region_code: RegionCode | None = None
-    note: Annotated[str, _text(1000)] | None = None
+    note: Annotated[str, multi_line(1000)] | None = None
     photo_id: int | None = Field(default=None, description="An image uploaded to this product.")
 
 

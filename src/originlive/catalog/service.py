@@ -1,12 +1,14 @@
 """Rules of the catalog: shops and their review, products, SKUs, provenance, images, search."""
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from itertools import chain
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -28,6 +30,7 @@ from originlive.db import after_commit
 from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.regions import service as regions
 from originlive.regions.models import Region
+from originlive.text import shop_name_key
 
 MAX_IMAGES = 20
 
@@ -76,6 +79,37 @@ async def _reindex(session: AsyncSession, *, products: Sequence[Product]) -> Non
 # Shops
 
 
+class ShopNameTaken(Conflict):
+    """Another shop's name looks like this one (the same ``text.shop_name_key``)."""
+
+    def __init__(self) -> None:
+        message = "Another shop already has a name that looks like this one."
+        super().__init__(message, errors=[{"field": "name", "message": message}])
+
+
+async def _check_name_free(session: AsyncSession, *, name: str, shop_id: int = 0) -> None:
+    """ShopNameTaken if a shop other than ``shop_id`` has a name that looks like ``name``."""
+    taken = select(Shop.id).where(Shop.name_key == shop_name_key(name), Shop.id != shop_id)
+    if await session.scalar(taken.limit(1)) is not None:
+        raise ShopNameTaken
+
+
+@asynccontextmanager
+async def _naming(session: AsyncSession, shop: Shop | None = None) -> AsyncIterator[None]:
+    """Name a shop in the block, flushed in a savepoint: the unique index settles a race
+    the check before it missed, and takes back only the block's changes."""
+    try:
+        async with session.begin_nested():  # which flushes what was pending before it
+            yield
+            await session.flush()
+    except IntegrityError as exc:
+        if "name_key" not in str(exc.orig):
+            raise
+        if shop is not None:  # the rollback expired it; read it back for whoever shows it
+            await session.refresh(shop, ["region"])
+        raise ShopNameTaken from exc
+
+
 async def get_shop(session: AsyncSession, *, shop_id: int) -> Shop | None:
     """The shop with its region, or None."""
     return await session.scalar(
@@ -108,17 +142,19 @@ async def list_shops(
 async def open_shop(
     session: AsyncSession, *, owner: User, data: schemas.ShopCreate, approve: bool
 ) -> Shop:
-    """Open a shop at its place of origin; its owner becomes a merchant."""
+    """Open a shop at its place of origin; its owner becomes a merchant. ShopNameTaken if
+    another shop's name looks like this one."""
     region = await regions.get_or_404(session, code=data.region_code, field="region_code")
+    await _check_name_free(session, name=data.name)
     shop = Shop(
         owner_id=owner.id,
         region=region,
         **data.model_dump(exclude={"region_code"}),
         status=ShopStatus.APPROVED if approve else ShopStatus.PENDING,
     )
-    session.add(shop)
+    async with _naming(session):
+        session.add(shop)
     await accounts.grant_role(session, user=owner, role=Role.MERCHANT)
-    await session.flush()
     if approve:
         await accounts.record_audit(
             session,
@@ -134,14 +170,20 @@ async def open_shop(
 async def update_shop(
     session: AsyncSession, *, shop: Shop, actor: User, data: schemas.ShopUpdate
 ) -> Shop:
-    """Change a shop's name, description, contact or region."""
+    """Change a shop's name, description, contact or region. ShopNameTaken if the new name
+    looks like another shop's."""
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("name") == shop.name:  # kept: a look-alike from before 0008 keeps its own
+        del changes["name"]
+    if "name" in changes:
+        await _check_name_free(session, name=changes["name"], shop_id=shop.id)
     if "region_code" in changes:
         shop.region = await regions.get_or_404(
             session, code=changes.pop("region_code"), field="region_code"
         )
-    for name, value in changes.items():
-        setattr(shop, name, value)
+    async with _naming(session, shop):
+        for name, value in changes.items():
+            setattr(shop, name, value)
     if "name" in changes:  # the shop's name is part of every product's search text
         products = await session.scalars(
             select(Product)

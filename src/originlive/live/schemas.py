@@ -14,13 +14,9 @@ from pydantic import (
 
 from originlive.live.models import SanctionKind, SessionStatus
 from originlive.orders.schemas import Id, Offer, OfferCreate
+from originlive.text import multi_line, one_line
 
-Title = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$"
-    ),
-]
+Title = Annotated[str, one_line(120)]
 
 
 class _Input(BaseModel):
@@ -33,7 +29,7 @@ def _zoned(value: dt.datetime) -> dt.datetime:
     return value
 
 
-Description = Annotated[str, StringConstraints(max_length=2000)]
+Description = Annotated[str, multi_line(2000)]
 CoverUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")]
 ScheduledAt = Annotated[
     dt.datetime,

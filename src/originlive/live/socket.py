@@ -26,6 +26,7 @@ from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind, User
 from originlive.live.models import SanctionKind
 from originlive.live.rooms import Hub, Room, Viewer, frame
+from originlive.text import comment
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ _PATH = re.compile(r"/ws/live/(\d{1,10})")
 MAX_ID = 2**31 - 1
 MAX_MESSAGE = 4096  # bytes of one message from a viewer
 MAX_COMMENT = 200  # characters
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RedactTokens(logging.Filter):
@@ -138,13 +138,8 @@ class LiveRoomRoute:
         except ValueError:
             kind = None
         if kind == "comment":
-            text = said.get("text")
-            if (
-                not isinstance(text, str)
-                or not (text := text.strip())
-                or len(text) > MAX_COMMENT
-                or _CONTROL.search(text)
-            ):
+            text = comment(said.get("text"), max_length=MAX_COMMENT)
+            if text is None:
                 error = "bad_message"
             else:
                 try:
@@ -166,8 +161,8 @@ class LiveRoomRoute:
 
 
 _DETAIL = {
-    "bad_message": 'Send {"type": "comment", "text": "..."} (at most 200 characters) or '
-    '{"type": "like", "count": 1..100}.',
+    "bad_message": 'Send {"type": "comment", "text": "..."} (at most 200 characters, none of '
+    'them invisible or control characters) or {"type": "like", "count": 1..100}.',
     "login_required": "Log in to chat.",
     "room_closed": "The session has ended.",
     "banned": "You are banned from this room.",

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from originlive.catalog.schemas import ContactPhone, PriceCents, RegionCode
 from originlive.orders.models import OfferStatus, OrderStatus
+from originlive.text import one_line
 
 MAX_LINES = 20
 # Ids are 32-bit keys: larger numbers are bad input, refused before a driver sees them.
@@ -69,17 +70,11 @@ class OrderLineCreate(_Input):
         return self
 
 
-def _line(max_length: int) -> StringConstraints:
-    return StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=max_length, pattern=r"^[^\x00-\x1f\x7f]*$"
-    )
-
-
 class AddressCreate(_Input):
-    name: Annotated[str, _line(40)]
+    name: Annotated[str, one_line(40)]
     phone: ContactPhone
     region_code: RegionCode = Field(description="Any level; usually a village or township.")
-    detail: Annotated[str, _line(200)]
+    detail: Annotated[str, one_line(200)]
 
 
 class OrderCreate(_Input):
@@ -160,11 +155,11 @@ class Order(BaseModel):
 
 
 class OrderCancel(_Input):
-    reason: Annotated[str, _line(500)] | None = None
+    reason: Annotated[str, one_line(500)] | None = None
 
 
 class ShipmentCreate(_Input):
-    carrier: Annotated[str, _line(40)] = Field(description="Who carries it, e.g. 中国邮政.")
+    carrier: Annotated[str, one_line(40)] = Field(description="Who carries it, e.g. 中国邮政.")
     tracking_number: Annotated[
         str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,40}$")
     ] = Field(description="The carrier's waybill number.")

@@ -3,17 +3,13 @@
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from originlive.catalog.schemas import PriceCents
 from originlive.payments.models import PaymentStatus
+from originlive.text import one_line
 
-Reason = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$"
-    ),
-]
+Reason = Annotated[str, one_line(500)]
 
 
 class PaymentCreate(BaseModel):

@@ -13,11 +13,16 @@ from pydantic import ValidationError
 
 from originlive.accounts.deps import CSRF_FIELD
 from originlive.errors import InvalidInput
+from originlive.text import CHARACTER_ERRORS
 from originlive.web.templating import N_, PLATFORM_TZ
 from originlive.web.templating import gettext as _
 
 _YUAN = re.compile(r"^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
 CHECK_FIELD = N_("Check this field.")
+# Whatever the field, text refused for a character in it says so (``originlive.text``).
+HIDDEN_CHARACTERS = N_(
+    "Remove the invisible or control characters (such as zero-width spaces or direction marks)."
+)
 
 
 def cents(text: str) -> int | None:
@@ -50,7 +55,8 @@ def field_errors(
         # "skus.0.price_cents" is the form's "price": the last named part is the field.
         names = [str(part) for part in error["loc"] if isinstance(part, str)]
         field = (aliases or {}).get(names[-1], names[-1]) if names else ""
-        errors.setdefault(field, _(messages.get(field, CHECK_FIELD)))
+        message = HIDDEN_CHARACTERS if error["type"] in CHARACTER_ERRORS else None
+        errors.setdefault(field, _(message or messages.get(field, CHECK_FIELD)))
     return errors
 
 
