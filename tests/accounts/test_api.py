@@ -42,6 +42,20 @@ async def test_register_bad_input_is_422_with_field_errors(client: httpx.AsyncCl
     assert await db.scalar(select(func.count()).select_from(User)) == 0
 
 
+async def test_a_display_name_with_what_cannot_be_seen_is_refused(
+    client: httpx.AsyncClient, db
+) -> None:
+    """The name shown beside every comment: no overrides, zero-width or control characters."""
+    for name in ["运营\u202e", "客服\u200b", "\u2066官方\u2069", "\ufeff店主", "\u3164"]:
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "a@example.com", "password": PASSWORD, "display_name": name},
+        )
+        assert response.status_code == 422, (name, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == ["display_name"]
+    assert await db.scalar(select(func.count()).select_from(User)) == 0
+
+
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/auth/register",

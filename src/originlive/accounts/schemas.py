@@ -1,8 +1,11 @@
 """API shapes of the accounts feature."""
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from originlive.accounts.models import Role
+from originlive.text import one_line
 
 
 class UserCreate(BaseModel):
@@ -10,15 +13,8 @@ class UserCreate(BaseModel):
 
     email: EmailStr
     password: str = Field(min_length=8, max_length=128)
-    display_name: str = Field(min_length=1, max_length=80)
-
-    @field_validator("display_name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    # Shown beside every comment the user makes: a name others must recognise.
+    display_name: Annotated[str, one_line(80)]
 
 
 class User(BaseModel):
