@@ -38,6 +38,7 @@ from originlive.live import console as live_console
 from originlive.live import moderation
 from originlive.live import operator as live_operator
 from originlive.live import pages as live_pages
+from originlive.live.control import StopSelling
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.media import api as media_api
@@ -120,6 +121,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings, sessionmaker=app.state.sessionmaker, hub=hub, writer=writer, gate=gate
     )
     await media.start()
+    # The catalog tells the features above it when a shop or product stops selling.
+    app.state.off_sale = StopSelling(hub=hub, writer=writer, gate=gate, media=media)
     # Derived once: the platform's secret may live in a file, read on each call otherwise.
     app.state.sandbox_secret = sandbox.webhook_secret(settings.resolved_secret_key)
     app.state.webhook_delivery = delivery = WebhookDelivery(

@@ -316,6 +316,20 @@ async def test_out_of_range_ids_are_bad_input(
         assert response.status_code == 422, (url, response.text)
 
 
+async def test_a_v1_product_body_needs_no_category(
+    client: httpx.AsyncClient, make_user, catalog: Catalog
+) -> None:
+    """API v1 clients list products with the fields the v1 contract names, no category."""
+    owner = await make_user("merchant")
+    shop = await catalog.shop(owner)
+    v1 = {k: v for k, v in PRODUCT.items() if k != "category"}
+    made = await client.post(f"/api/v1/shops/{shop['id']}/products", json=v1, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["category"] == "" and made.json()["skus"][0]["id"]
+    found = await client.get("/api/v1/products", params={"q": PRODUCT["title"]})
+    assert [p["id"] for p in found.json()["items"]] == [made.json()["id"]]
+
+
 @pytest.mark.parametrize(
     "title",
     ["徐香猕猴桃\u200b", "\u202e装斤5 桃猴猕", "猕猴桃\u2066礼盒\u2069", "\ufeff猕猴桃",

@@ -11,7 +11,7 @@ from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, TokenKind
 from originlive.app import create_app
 from originlive.settings import Settings
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, empty_database
 
 
 def _token(client: TestClient, email: str) -> str:
@@ -60,11 +60,11 @@ def test_the_room_through_asgi_send_and_a_pending_shops_room(settings: Settings)
             assert talker.receive_json()["seq"] == said["seq"]
 
 
-async def _make_operator(app: Any) -> dict[str, str]:
+async def _make_operator(app: Any, email: str = "operator@example.com") -> dict[str, str]:
     async with app.state.sessionmaker() as session:
         user = await accounts.create(
             session,
-            email="operator@example.com",
+            email=email,
             password=PASSWORD,
             display_name="运营",
             roles=(Role.OPERATOR,),
@@ -72,3 +72,77 @@ async def _make_operator(app: Any) -> dict[str, str]:
         token = await accounts.issue_token(session, user=user, kind=TokenKind.API, ttl_seconds=60)
         await session.commit()
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_rejected_shops_room_closes_and_its_offer_ends(settings: Settings) -> None:
+    settings.auto_approve_shops = True
+    with TestClient(create_app(settings)) as client:
+        assert client.portal is not None
+        try:
+            _rejected_shops_room(client)
+        finally:
+            client.portal.call(empty_database, client.app.state.sessionmaker)  # type: ignore[attr-defined]
+
+
+def _rejected_shops_room(client: TestClient) -> None:
+    assert client.portal is not None
+    merchant = {"Authorization": f"Bearer {_token(client, 'orchard@example.com')}"}
+    shop = client.post(
+        "/api/v1/shops", json={"name": "将被叫停的果园", "region_code": "610431"}, headers=merchant
+    ).json()
+    product = client.post(
+        f"/api/v1/shops/{shop['id']}/products",
+        json={"title": "猕猴桃", "origin_region_code": "610431",
+              "skus": [{"name": "一箱", "price_cents": 3990, "stock": 50}]},
+        headers=merchant,
+    ).json()  # fmt: skip
+    sku_id = product["skus"][0]["id"]
+    live = client.post(
+        "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "开播"}, headers=merchant
+    ).json()
+    assert client.post(f"/api/v1/live-sessions/{live['id']}/start", headers=merchant).is_success
+    offer = client.post(
+        f"/api/v1/live-sessions/{live['id']}/offers",
+        json={"sku_id": sku_id, "price_cents": 990, "quantity": 10, "per_buyer_limit": 2,
+              "pin": True},
+        headers=merchant,
+    ).json()  # fmt: skip
+    buyer = _token(client, "watcher@example.com")
+    room = f"/ws/live/{live['id']}"
+    with (
+        client.websocket_connect(room) as viewer,
+        client.websocket_connect(f"{room}?token={buyer}") as talker,
+    ):
+        assert viewer.receive_json()["pinned"]["id"] == offer["id"]
+        assert talker.receive_json()["session"]["status"] == "live"
+        operator = client.portal.call(_make_operator, client.app, "stopper@example.com")
+        rejected = client.post(
+            f"/api/v1/shops/{shop['id']}/reject", json={"reason": "冒用产地"}, headers=operator
+        )
+        assert rejected.status_code == 200, rejected.text
+        for socket in (viewer, talker):
+            assert socket.receive_json()["offer"] is None  # the pin comes down
+            closing = socket.receive_json()
+            assert (closing["type"], closing["status"], closing["closed"]) == (
+                "status",
+                "ended",
+                True,
+            )
+            try:
+                socket.receive_json()
+                raise AssertionError("the room stays open")
+            except WebSocketDisconnect as closed:
+                assert closed.code == 4404
+    with client.websocket_connect(room) as late:  # and no one gets in again
+        assert late.receive_json()["code"] == "not_found"
+        try:
+            late.receive_json()
+            raise AssertionError("the socket stays open")
+        except WebSocketDisconnect as closed:
+            assert closed.code == 4404
+    seen = client.get(f"/api/v1/offers/{offer['id']}", headers=operator).json()
+    assert (seen["status"], seen["remaining"]) == ("ended", 0)
+    sku = client.get(f"/api/v1/products/{product['id']}", headers=merchant).json()["skus"][0]
+    assert sku["stock"] == 50  # the offer's ten units are back
+    session = client.get(f"/api/v1/live-sessions/{live['id']}", headers=operator).json()
+    assert session["status"] == "ended"

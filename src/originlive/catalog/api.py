@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.deps import CurrentUser, Operator, OptionalUser
 from originlive.catalog import schemas, service
 from originlive.catalog.deps import (
-    MAX_ID,
+    OffSaleDep,
     OwnedProduct,
     OwnedShop,
     OwnedSku,
@@ -24,6 +24,7 @@ from originlive.catalog.deps import (
 from originlive.catalog.models import Product, Shop
 from originlive.catalog.storage import ImageStorage
 from originlive.db import SessionDep
+from originlive.inputs import MAX_ID
 from originlive.regions.models import Region
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -129,10 +130,17 @@ async def approve_shop(operator: Operator, shop: OwnedShop, session: SessionDep)
 
 @router.post("/shops/{shop_id}/reject", response_model=schemas.Shop)
 async def reject_shop(
-    body: schemas.ShopReject, operator: Operator, shop: OwnedShop, session: SessionDep
+    body: schemas.ShopReject,
+    operator: Operator,
+    shop: OwnedShop,
+    session: SessionDep,
+    off_sale: OffSaleDep,
 ) -> schemas.Shop:
-    """Reject the shop, or stop an approved one, with a reason (operators only)."""
-    shop = await service.reject_shop(session, shop=shop, operator=operator, reason=body.reason)
+    """Reject the shop, or stop an approved one, with a reason (operators only): its open
+    offers end, its live rooms close and its unpaid orders are cancelled."""
+    shop = await service.reject_shop(
+        session, shop=shop, operator=operator, reason=body.reason, off_sale=off_sale
+    )
     return (await _shops_out(session, [shop]))[0]
 
 
@@ -242,9 +250,13 @@ async def update_product(
     session: SessionDep,
     user: CurrentUser,
     storage: Storage,
+    off_sale: OffSaleDep,
 ) -> schemas.Product:
-    """Change the product's text, origin or status; ``hidden`` takes it off sale."""
-    product = await service.update_product(session, product=product, actor=user, data=body)
+    """Change the product's text, origin or status; ``hidden`` takes it off sale and ends
+    its open offers."""
+    product = await service.update_product(
+        session, product=product, actor=user, data=body, off_sale=off_sale
+    )
     return (await _products_out(session, storage, [product]))[0]
 
 

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from originlive.accounts.deps import CurrentUser
 from originlive.accounts.models import User
 from originlive.catalog import schemas, service
-from originlive.catalog.deps import OwnedProduct, OwnedShop, OwnedSku, RowId, Storage
+from originlive.catalog.deps import (
+    OffSaleDep,
+    OwnedProduct,
+    OwnedShop,
+    OwnedSku,
+    RowId,
+    Storage,
+)
 from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Shop, ShopStatus
 from originlive.catalog.storage import UnsupportedImage
 from originlive.db import SessionDep
@@ -314,6 +321,7 @@ async def update_product(
     session: SessionDep,
     storage: Storage,
     user: CurrentUser,
+    off_sale: OffSaleDep,
     title: Line = "",
     category: Line = "",
     origin_region_code: Line = "",
@@ -326,7 +334,9 @@ async def update_product(
         data = schemas.ProductUpdate.model_validate(
             values | {"origin_region_code": origin_region_code.strip()}
         )
-        await service.update_product(session, product=product, actor=user, data=data)
+        await service.update_product(
+            session, product=product, actor=user, data=data, off_sale=off_sale
+        )
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES)
         return _product_page(

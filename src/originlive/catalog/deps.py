@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.deps import CurrentUser, OptionalUser
 from originlive.accounts.models import Role, User
 from originlive.catalog import service
-from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus, Sku
+from originlive.catalog.models import Product, Shop, ShopStatus, Sku, product_on_sale
 from originlive.catalog.storage import ImageStorage
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotAuthenticated, NotFound
+from originlive.inputs import MAX_ID
 
-# Ids are 32-bit integer keys: a larger number is refused as bad input before a driver sees it.
-MAX_ID = 2**31 - 1
+# An id in a path: a number past the keys' range is bad input, refused before a driver sees it.
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -32,7 +32,7 @@ def can_manage(user: User | None, shop: Shop) -> bool:
 
 def on_sale(product: Product) -> bool:
     """Whether buyers may see the product: active, in an approved shop."""
-    return product.status == ProductStatus.ACTIVE and product.shop.status == ShopStatus.APPROVED
+    return product_on_sale(product.status, product.shop.status)
 
 
 def _authorize(user: User | None, shop: Shop, *, public: bool, write: bool, what: str) -> None:
@@ -137,3 +137,12 @@ async def get_shop_scope(
 
 
 ShopListScope = Annotated[ShopScope, Depends(get_shop_scope)]
+
+
+def get_off_sale(request: Request) -> service.OffSale:
+    """What ends a stopped shop's or hidden product's sales (``live.control.StopSelling``)."""
+    off_sale: service.OffSale = request.app.state.off_sale
+    return off_sale
+
+
+OffSaleDep = Annotated[service.OffSale, Depends(get_off_sale)]

@@ -22,6 +22,12 @@ class ProductStatus(enum.StrEnum):
     HIDDEN = "hidden"
 
 
+def product_on_sale(status: ProductStatus, shop_status: ShopStatus) -> bool:
+    """Whether buyers may see and buy a product: active, of an approved shop. The order path
+    adds an offer's own state to this (``orders.stock.on_sale``, and its SQL forms)."""
+    return status == ProductStatus.ACTIVE and shop_status == ShopStatus.APPROVED
+
+
 class ProvenanceKind(enum.StrEnum):
     HARVEST = "harvest"
     PRODUCTION = "production"

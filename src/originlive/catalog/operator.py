@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.deps import Operator
 from originlive.accounts.models import User
 from originlive.catalog import schemas, service
-from originlive.catalog.deps import MAX_ID, RowId
+from originlive.catalog.deps import OffSaleDep, RowId
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.catalog.pages import MAX_PAGE, PageParam
 from originlive.db import SessionDep
 from originlive.errors import NotFound
+from originlive.inputs import MAX_ID
 from originlive.web.deps import get_viewer
 from originlive.web.templating import N_, gettext, render
 
@@ -126,6 +127,7 @@ async def reject(
     operator: Operator,
     shop_id: RowId,
     session: SessionDep,
+    off_sale: OffSaleDep,
     # Longer than the rule allows, so that a long reason is shown again with the message;
     # the body limit bounds it anyway.
     reason: Annotated[str, Form(max_length=5000)] = "",
@@ -142,5 +144,7 @@ async def reject(
             request, session, status=tab, page=page, status_code=422,
             failed=shop.id, reason=reason, message=message,
         )  # fmt: skip
-    await service.reject_shop(session, shop=shop, operator=operator, reason=data.reason)
+    await service.reject_shop(
+        session, shop=shop, operator=operator, reason=data.reason, off_sale=off_sale
+    )
     return _back(tab, page, done="rejected", shop=shop)

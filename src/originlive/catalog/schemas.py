@@ -207,7 +207,8 @@ class Provenance(BaseModel):
 class ProductCreate(_Input):
     title: Title
     description: ProductDescription = ""
-    category: Category
+    # Optional: API v1 clients list products without one; empty is "not categorised".
+    category: Category = Field(default="", description="Empty (the default): not categorised.")
     origin_region_code: RegionCode
     skus: list[SkuCreate] = Field(min_length=1, max_length=MAX_SKUS)
     provenance: list[ProvenanceCreate] = Field(default=[], max_length=MAX_PROVENANCE_AT_ONCE)

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +33,16 @@ from originlive.regions.models import Region
 from originlive.text import shop_name_key
 
 MAX_IMAGES = 20
+
+
+class OffSale(Protocol):
+    """What the features above the catalog do when a shop or product stops selling: end its
+    offers, close its rooms (``live.control.StopSelling``, wired in ``app.py``; the catalog
+    may not import them). Called in the transaction that stops it."""
+
+    async def shop_stopped(self, session: AsyncSession, *, shop_id: int) -> None: ...
+
+    async def product_hidden(self, session: AsyncSession, *, product_id: int) -> None: ...
 
 
 # Many-to-one in the same query (a join), collections one query each: every query costs a
@@ -204,10 +214,14 @@ async def approve_shop(session: AsyncSession, *, shop: Shop, operator: User) -> 
     return shop
 
 
-async def reject_shop(session: AsyncSession, *, shop: Shop, operator: User, reason: str) -> Shop:
-    """Refuse (or stop) a shop, telling its owner why; its products leave public view."""
+async def reject_shop(
+    session: AsyncSession, *, shop: Shop, operator: User, reason: str, off_sale: OffSale
+) -> Shop:
+    """Refuse (or stop) a shop, telling its owner why: its products leave public view, and
+    nothing of it sells any more (``OffSale.shop_stopped``)."""
     shop.status, shop.reject_reason = ShopStatus.REJECTED, reason
     await session.flush()
+    await off_sale.shop_stopped(session, shop_id=shop.id)
     await _audit(session, actor=operator, action="shop.reject", target=shop, reason=reason)
     return shop
 
@@ -357,10 +371,17 @@ async def create_product(
 
 
 async def update_product(
-    session: AsyncSession, *, product: Product, actor: User, data: schemas.ProductUpdate
+    session: AsyncSession,
+    *,
+    product: Product,
+    actor: User,
+    data: schemas.ProductUpdate,
+    off_sale: OffSale,
 ) -> Product:
-    """Change a product's text, origin or status (hidden takes it off sale)."""
+    """Change a product's text, origin or status (hidden takes it off sale, and its offers
+    end: ``OffSale.product_hidden``)."""
     changes = data.model_dump(exclude_unset=True)
+    hides = product.status == ProductStatus.ACTIVE and changes.get("status") == ProductStatus.HIDDEN
     if "origin_region_code" in changes:
         product.origin = await regions.get_or_404(
             session, code=changes.pop("origin_region_code"), field="origin_region_code"
@@ -369,6 +390,8 @@ async def update_product(
         setattr(product, name, value)
     await _reindex(session, products=[product])
     await session.flush()
+    if hides:
+        await off_sale.product_hidden(session, product_id=product.id)
     await _audit(session, actor=actor, action="product.update", target=product, **changes)
     return product
 

@@ -3,6 +3,7 @@ going live, ending, the stream key, offers and pins, and moderating its room (th
 and the moderation pages). Each makes the change, then (once committed) tells the room,
 closes the session's open offers or puts the encoder out."""
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,6 +89,42 @@ async def end(
     return live
 
 
+@dataclass(frozen=True)
+class StopSelling:
+    """What follows when a shop or product stops selling (``catalog.service.OffSale``): its
+    rooms close or its pin comes down at once, and once committed the order sweep ends its
+    offers (units back to the SKUs) and cancels a stopped shop's unpaid orders. The sweep
+    also runs every few seconds, so a crash between the two loses nothing."""
+
+    hub: Hub
+    writer: OrderWriter
+    gate: Gate
+    media: Ingest
+
+    async def shop_stopped(self, session: AsyncSession, *, shop_id: int) -> None:
+        """The shop's live sessions end and their rooms close: everyone in them is put out
+        and no one gets in again (the rooms of a shop not approved are not there)."""
+        for live in await service.live_of_shop(session, shop_id=shop_id):
+            await service.end(session, live=live)
+            announce(session, self.hub, live, "pin", offer=None)
+            announce(session, self.hub, live, "status", status=live.status.value, closed=True)
+            put_out(session, self.media, live)
+        self._sweep(session)
+
+    async def product_hidden(self, session: AsyncSession, *, product_id: int) -> None:
+        """Rooms pinning an offer of the product take it down."""
+        for live in await service.pinning_product(session, product_id=product_id):
+            await service.unpin(session, live=live)
+            announce(session, self.hub, live, "pin", offer=None)
+        self._sweep(session)
+
+    def _sweep(self, session: AsyncSession) -> None:
+        async def sweep() -> None:
+            await orders.sweep(self.writer, self.gate)
+
+        after_commit(session, sweep)
+
+
 async def start(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> LiveSession:
     """Go live by hand (without video, or before the encoder connects)."""
     shop = await catalog.get_shop(session, shop_id=live.shop_id)
@@ -138,8 +175,6 @@ async def open_offer(
     sku = await catalog.get_sku(session, sku_id=data.sku_id)
     if sku is None or sku.product.shop_id != live.shop_id:
         raise InvalidInput(f"No SKU {data.sku_id} of this session's shop.", field="sku_id")
-    if sku.product.shop.status != ShopStatus.APPROVED:
-        raise Forbidden("The shop sells once an operator approves it.")
     if live.status == SessionStatus.ENDED:
         raise InvalidInput("The session has ended.", field="session_id")
     offer_id = await orders.open_offer(writer, sku=sku, data=data, live_session_id=live.id)

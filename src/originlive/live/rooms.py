@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -146,6 +146,18 @@ class Viewer:
             self._wake.clear()
             while self.ready and self.queue:
                 await self.send({"type": "websocket.send", "text": self.queue.popleft().decode()})
+
+    async def drain(self) -> None:
+        """Wait, a second at most, for the frames queued for this socket to be written."""
+        deadline = time.monotonic() + 1
+        while self.queue and not self._closing() and time.monotonic() < deadline:
+            self.flush()
+            self._wake.set()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the ASGI writer's last send
+
+    def _closing(self) -> bool:
+        return self.transport is not None and self.transport.is_closing()
 
     def close(self) -> None:
         self.lagging.discard(self)
@@ -296,17 +308,28 @@ class Hub:
 
     def _observe(self, room: Room, event: dict[str, Any]) -> None:
         room.observe(event)
+        if event["type"] == "status" and event.get("closed"):
+            # The shop stopped selling: everyone here is put out once this last event is
+            # out, and the room is forgotten, so that a new join reads the session again
+            # (and is refused: the room of a shop not approved is not there).
+            self.rooms.pop(room.id, None)
+            self._put_out(room.viewers, 4404, "This room is closed.")
         if event["type"] != "moderation":
             return
         if event["action"] == "ban":
-            for viewer in [v for v in room.viewers if v.user_id == event["user_id"]]:
-                task = asyncio.create_task(_close(viewer, 4403, "banned from this room"))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+            banned = [v for v in room.viewers if v.user_id == event["user_id"]]
+            self._put_out(banned, 4403, "banned from this room")
         elif event["action"] == "delete":
             for row in self._comments:
                 if row["session_id"] == room.id and row["seq"] == event["comment_seq"]:
                     row["deleted_at"] = utcnow()
+
+    def _put_out(self, viewers: Iterable[Viewer], code: int, reason: str) -> None:
+        """Close these viewers' sockets once the frames queued for them are out."""
+        for viewer in list(viewers):
+            task = asyncio.create_task(_close(viewer, code, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     # Viewers
 
@@ -536,5 +559,6 @@ def offer_event(offer: Any) -> dict[str, Any]:
 
 
 async def _close(viewer: Viewer, code: int, reason: str) -> None:
+    await viewer.drain()  # the event that says why goes out first
     with contextlib.suppress(Exception):
         await viewer.send({"type": "websocket.close", "code": code, "reason": reason})

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
 from originlive.catalog import service as catalog
-from originlive.catalog.models import Shop, ShopStatus
+from originlive.catalog.models import Shop, ShopStatus, Sku
 from originlive.db import utcnow
 from originlive.errors import Conflict, InvalidInput
 from originlive.live import schemas
@@ -163,6 +163,25 @@ async def shops_of(session: AsyncSession, lives: Iterable[LiveSession]) -> dict[
     ids = {live.shop_id for live in lives}
     rows = await session.scalars(select(Shop).where(Shop.id.in_(ids)))
     return {shop.id: shop for shop in rows}
+
+
+async def live_of_shop(session: AsyncSession, *, shop_id: int) -> Sequence[LiveSession]:
+    """The shop's sessions that are live now."""
+    query = select(LiveSession).where(
+        LiveSession.shop_id == shop_id, LiveSession.status == SessionStatus.LIVE
+    )
+    return (await session.scalars(query)).all()
+
+
+async def pinning_product(session: AsyncSession, *, product_id: int) -> Sequence[LiveSession]:
+    """The sessions whose pinned offer sells the product."""
+    query = (
+        select(LiveSession)
+        .join(FlashOffer, FlashOffer.id == LiveSession.pinned_offer_id)
+        .join(Sku, Sku.id == FlashOffer.sku_id)
+        .where(Sku.product_id == product_id)
+    )
+    return (await session.scalars(query)).all()
 
 
 async def offers_of(session: AsyncSession, *, session_ids: Sequence[int]) -> Sequence[FlashOffer]:

@@ -10,10 +10,9 @@ from originlive.accounts.deps import CurrentUser
 from originlive.catalog import service as catalog
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import OwnedShop, VisibleShop, can_manage
-from originlive.catalog.models import ShopStatus
 from originlive.catalog.schemas import Page
 from originlive.db import SessionDep
-from originlive.errors import Forbidden, InvalidInput
+from originlive.errors import InvalidInput
 from originlive.orders import schemas, service
 from originlive.orders.deps import (
     OwnedOffer,
@@ -52,8 +51,6 @@ async def open_offer(
     sku = await catalog.get_sku(session, sku_id=body.sku_id)
     if sku is None or not can_manage(user, sku.product.shop):
         raise InvalidInput(f"No SKU {body.sku_id} of a shop you manage.", field="sku_id")
-    if sku.product.shop.status != ShopStatus.APPROVED:
-        raise Forbidden("The shop sells once an operator approves it.")
     offer_id = await service.open_offer(writer, sku=sku, data=body)
     offer = await service.get_offer(session, offer_id=offer_id)
     return schemas.Offer.model_validate(offer)

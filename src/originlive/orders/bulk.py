@@ -45,10 +45,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive import rawsql
 from originlive.batching import INDEX_PLANS, Batched, BatchWriter, Gatherer, answer
-from originlive.catalog.models import ProductStatus, ShopStatus
 from originlive.errors import InvalidInput, OriginliveError
 from originlive.orders import stock
-from originlive.orders.models import OfferStatus, OrderStatus
+from originlive.orders.models import OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +140,13 @@ def place_many(
         " AS k(buyer_id, key) CROSS JOIN LATERAL (SELECT * FROM orders"
         " WHERE orders.buyer_id = k.buyer_id AND orders.idempotency_key = k.key) AS o),"
         " (SELECT json_agg(json_build_array(id, sku_id, shop_id, title, price_cents, currency,"
-        " per_buyer_limit, status = :active AND (ends_at IS NULL OR ends_at > :now)))"
-        " FROM flash_offers WHERE id = ANY(:offer_ids)),"
+        f" per_buyer_limit, {stock.OFFER_ON_SALE})) FROM flash_offers"
+        " WHERE id = ANY(:offer_ids)),"
         " (SELECT json_agg(json_build_array(skus.id, skus.name, skus.price_cents,"
         " skus.currency, products.title, products.shop_id)) FROM skus"
         " JOIN products ON products.id = skus.product_id"
         " JOIN shops ON shops.id = products.shop_id WHERE skus.id = ANY(:sku_ids)"
-        " AND products.status = :on_sale AND shops.status = :approved),"
+        f" AND {stock.SKU_ON_SALE}),"
         " (SELECT json_agg(json_build_array(code, path)) FROM regions"
         " WHERE code = ANY(:codes)),"
         " (SELECT json_agg(json_build_array(shop_id, region_code, fee_cents))"
@@ -156,12 +155,9 @@ def place_many(
         " JOIN products ON products.id = skus.product_id WHERE skus.id = ANY(:sku_ids)))",
         buyers=[c.buyer_id for c in cmds],
         keys=[c.idempotency_key for c in cmds],
-        active=OfferStatus.ACTIVE.value,
-        now=now,
+        **stock.sale_params(now),
         offer_ids=offer_ids,
         sku_ids=sku_ids,
-        on_sale=ProductStatus.ACTIVE.value,
-        approved=ShopStatus.APPROVED.value,
         codes=sorted({c.address.region_code for c in cmds}),
     )
     index = {(c.buyer_id, c.idempotency_key): i for i, c in enumerate(cmds)}
@@ -291,8 +287,7 @@ def _decide(
         h=[hashes[c.index] for c in candidates],
         t=[c.cmd.now for c in candidates],
         e=[c.cmd.now + c.cmd.ttl for c in candidates],
-        active=OfferStatus.ACTIVE.value,
-        now=now,
+        **stock.sale_params(now),
         offer_ids=offer_ids,
         sku_ids=sku_ids,
     )
@@ -337,9 +332,7 @@ def _decide(
         " offers AS (UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
         " FROM unnest(CAST(:offer_ids AS INTEGER[]), CAST(:offer_qs AS INTEGER[])) AS u(id, q)"
         " WHERE flash_offers.id = u.id AND flash_offers.remaining >= u.q"
-        " AND flash_offers.status = :active"
-        " AND (flash_offers.ends_at IS NULL OR flash_offers.ends_at > :now)"
-        " RETURNING flash_offers.id),"
+        f" AND {stock.OFFER_ON_SALE} RETURNING flash_offers.id),"
         " counters AS (INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
         " SELECT * FROM unnest(CAST(:counter_offers AS INTEGER[]),"
         " CAST(:counter_buyers AS INTEGER[]), CAST(:counter_qs AS INTEGER[]))"
@@ -364,8 +357,7 @@ def _decide(
         " json_build_array((SELECT count(*) FROM offers), (SELECT count(*) FROM counters),"
         " (SELECT count(*) FROM shelf))",
         refused=refused,
-        active=OfferStatus.ACTIVE.value,
-        now=now,
+        **stock.sale_params(now),
         offer_ids=list(taken_offers),
         offer_qs=list(taken_offers.values()),
         counter_offers=[k[0] for k in counted],
@@ -420,8 +412,7 @@ _CLAIM_TEMPLATE = (
     " CAST(:e AS TIMESTAMPTZ[])) AS u(b, s, c, i, f, n, p, r, d, k, h, t, e)"
     " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING"
     " RETURNING id, buyer_id, idempotency_key),"
-    " offers AS (SELECT id, remaining, status = :active"
-    " AND (ends_at IS NULL OR ends_at > :now) AS open FROM flash_offers"
+    f" offers AS (SELECT id, remaining, {stock.OFFER_ON_SALE} AS open FROM flash_offers"
     " WHERE id = ANY(:offer_ids) ORDER BY id{lock}),"
     " shelf AS (SELECT id, stock FROM skus WHERE id = ANY(:sku_ids) ORDER BY id{lock})"
     " SELECT (SELECT json_agg(json_build_array(id, buyer_id, idempotency_key)) FROM claimed),"
@@ -578,9 +569,9 @@ def _place_round(
     remaining: dict[int, int] = {}
     for offer_id, *row, left in cursor.execute(
         "SELECT id, sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
-        " status = ? AND (ends_at IS NULL OR ends_at > ?), remaining FROM flash_offers"
-        " WHERE id IN (SELECT value FROM json_each(?))",
-        (OfferStatus.ACTIVE.value, now, offer_ids),
+        f" {stock.OFFER_ON_SALE}, remaining FROM flash_offers"
+        " WHERE id IN (SELECT value FROM json_each(:offer_ids))",
+        {**stock.sale_params(now), "offer_ids": offer_ids},
     ).fetchall():
         offers[offer_id] = (*row[:-1], bool(row[-1]))
         remaining[offer_id] = left
@@ -590,9 +581,8 @@ def _place_round(
         "SELECT skus.id, skus.name, skus.price_cents, skus.currency, products.title,"
         " products.shop_id, skus.stock FROM skus JOIN products ON products.id = skus.product_id"
         " JOIN shops ON shops.id = products.shop_id"
-        " WHERE skus.id IN (SELECT value FROM json_each(?))"
-        " AND products.status = ? AND shops.status = ?",
-        (sku_ids, ProductStatus.ACTIVE.value, ShopStatus.APPROVED.value),
+        f" WHERE skus.id IN (SELECT value FROM json_each(:sku_ids)) AND {stock.SKU_ON_SALE}",
+        {**stock.sale_params(now), "sku_ids": sku_ids},
     ).fetchall():
         skus[sku_id] = tuple(row)
         shelf[sku_id] = left

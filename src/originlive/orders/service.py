@@ -19,8 +19,9 @@ from sqlalchemy.orm import selectinload
 from originlive.accounts import service as accounts
 from originlive.accounts.models import User
 from originlive.batching import OrderWriter
-from originlive.catalog.models import Shop, Sku
+from originlive.catalog.models import Shop, ShopStatus, Sku, product_on_sale
 from originlive.db import utcnow
+from originlive.errors import Conflict, Forbidden
 from originlive.orders import schemas, stock
 from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
@@ -59,7 +60,13 @@ async def list_offers(
 async def open_offer(
     writer: OrderWriter, *, sku: Sku, data: schemas.OfferCreate, live_session_id: int | None = None
 ) -> int:
-    """Put units of the SKU on sale at the offer price; returns the offer's id."""
+    """Put units of the SKU on sale at the offer price; returns the offer's id. The SKU's
+    product and shop must be on sale (``sku.product.shop`` loaded)."""
+    product = sku.product
+    if product.shop.status != ShopStatus.APPROVED:
+        raise Forbidden("The shop sells once an operator approves it.")
+    if not product_on_sale(product.status, product.shop.status):
+        raise Conflict(f"Product {product.id} is hidden: put it on sale to open an offer.")
     return await writer.run(
         stock.open_offer,
         sku_id=sku.id,
@@ -289,11 +296,15 @@ async def set_shipping_rates(
 
 
 async def sweep(writer: OrderWriter, gate: Gate) -> tuple[list[int], list[int]]:
-    """Expire unpaid orders and end offers whose time is up; returns both lists of ids.
+    """Expire unpaid orders whose time is up, end offers no longer on sale (time up, product
+    hidden, shop stopped), and cancel unpaid orders of shops that stopped selling; returns
+    the ids of the orders expired and of the offers ended.
 
     Each order and each offer is a job of its own: on PostgreSQL one transaction that released
     many orders would hold many buyers' counters and offers at once, and deadlock with the
-    orders being placed meanwhile. (The SQLite writer still commits them together.)
+    orders being placed meanwhile. (The SQLite writer still commits them together.) Offers
+    end before a stopped shop's orders are cancelled, so that their units go back to the
+    SKUs, not to offers about to end.
     """
     now = utcnow()
     due = await writer.run(stock.due_orders, now=now)
@@ -303,6 +314,11 @@ async def sweep(writer: OrderWriter, gate: Gate) -> tuple[list[int], list[int]]:
     await asyncio.gather(*(writer.run(stock.end_offer, offer_id=o, now=now) for o in offers))
     for offer_id in offers:
         await gate.ended(offer_id)
+    stopped = await writer.run(stock.withdrawn_orders)
+    cancelled = await asyncio.gather(
+        *(writer.run(stock.cancel_withdrawn, order_id=o, now=now) for o in stopped)
+    )
+    await gate.returned([unit for units in cancelled if units for unit in units])
     return [o for o, units in zip(due, done, strict=True) if units is not None], offers
 
 

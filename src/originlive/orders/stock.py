@@ -21,11 +21,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from originlive import rawsql
-from originlive.catalog.models import Product, ProductStatus, ShopStatus, Sku
+from originlive.catalog.models import (
+    Product,
+    ProductStatus,
+    Shop,
+    ShopStatus,
+    Sku,
+    product_on_sale,
+)
+from originlive.db import utcnow
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
 from originlive.orders import schemas
 from originlive.orders.models import (
@@ -151,6 +159,51 @@ class _Priced:
     per_buyer_limit: int | None
 
 
+# What may be sold: one rule, in Python and as SQL
+
+
+def on_sale(
+    *,
+    offer_status: OfferStatus | None,
+    ends_at: datetime | None,
+    product_status: ProductStatus,
+    shop_status: ShopStatus,
+    now: datetime,
+) -> bool:
+    """Whether units may be sold now: of an approved shop's product on sale, and for an offer
+    (``offer_status`` not None) one still open. Every path that sells asks this rule, in this
+    form or as ``OFFER_ON_SALE`` / ``SKU_ON_SALE`` (tested to answer alike)."""
+    if not product_on_sale(product_status, shop_status):
+        return False
+    if offer_status is None:
+        return True
+    return offer_status == OfferStatus.ACTIVE and (ends_at is None or ends_at > now)
+
+
+# ``on_sale`` for a plain SKU's line (``catalog.models.product_on_sale``), over ``products``
+# and ``shops`` joined to the SKU.
+SKU_ON_SALE = "products.status = :on_sale AND shops.status = :approved"
+# ``on_sale`` for a row of ``flash_offers``, usable in a SELECT's columns, a WHERE and an
+# UPDATE's condition: the offer open, and its SKU's product and shop on sale.
+OFFER_ON_SALE = (
+    "(flash_offers.status = :active"
+    " AND (flash_offers.ends_at IS NULL OR flash_offers.ends_at > :now)"
+    " AND EXISTS (SELECT 1 FROM skus JOIN products ON products.id = skus.product_id"
+    " JOIN shops ON shops.id = products.shop_id WHERE skus.id = flash_offers.sku_id"
+    f" AND {SKU_ON_SALE}))"
+)
+
+
+def sale_params(now: Any) -> dict[str, Any]:
+    """The parameters of ``OFFER_ON_SALE`` and ``SKU_ON_SALE`` (``now`` as the column stores it)."""
+    return {
+        "active": OfferStatus.ACTIVE.value,
+        "now": now,
+        "on_sale": ProductStatus.ACTIVE.value,
+        "approved": ShopStatus.APPROVED.value,
+    }
+
+
 # Offers
 
 
@@ -224,18 +277,21 @@ def end_offer(conn: Connection, *, offer_id: int, now: datetime) -> int:
 
 
 def due_offers(conn: Connection, *, now: datetime) -> list[int]:
-    """Active offers whose time is up."""
-    return list(
-        conn.execute(
-            select(FlashOffer.id).where(
-                FlashOffer.status == OfferStatus.ACTIVE, FlashOffer.ends_at <= now
-            )
-        ).scalars()
-    )
+    """Active offers no longer on sale: their time is up, or their product or shop stopped
+    selling (hidden, rejected)."""
+    return [
+        row[0]
+        for row in rawsql.execute(
+            conn,
+            f"SELECT id FROM flash_offers WHERE status = :active AND NOT {OFFER_ON_SALE}"
+            " ORDER BY id",
+            **sale_params(rawsql.db_time(conn, now)),
+        ).fetchall()
+    ]
 
 
 def end_due_offers(conn: Connection, *, now: datetime) -> list[int]:
-    """End every active offer whose time is up, in this one transaction; returns their ids."""
+    """End every active offer no longer on sale, in this one transaction; returns their ids."""
     ended = due_offers(conn, now=now)
     for offer_id in ended:
         end_offer(conn, offer_id=offer_id, now=now)
@@ -443,10 +499,8 @@ def _price(conn: Connection, line: Line, now: Any) -> _Priced:
         offer = rawsql.execute(
             conn,
             "SELECT sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
-            " status = :active AND (ends_at IS NULL OR ends_at > :now) FROM flash_offers"
-            " WHERE id = :offer",
-            active=OfferStatus.ACTIVE.value,
-            now=now,
+            f" {OFFER_ON_SALE} FROM flash_offers WHERE id = :offer",
+            **sale_params(now),
             offer=line.offer_id,
         ).fetchone()
         if offer is None:
@@ -462,10 +516,9 @@ def _price(conn: Connection, line: Line, now: Any) -> _Priced:
         "SELECT skus.name, skus.price_cents, skus.currency, products.title, products.shop_id"
         " FROM skus JOIN products ON products.id = skus.product_id"
         " JOIN shops ON shops.id = products.shop_id"
-        " WHERE skus.id = :sku AND products.status = :active AND shops.status = :approved",
+        f" WHERE skus.id = :sku AND {SKU_ON_SALE}",
         sku=line.sku_id,
-        active=ProductStatus.ACTIVE.value,
-        approved=ShopStatus.APPROVED.value,
+        **sale_params(now),
     ).fetchone()
     if sku is None:
         raise InvalidInput(f"No SKU {line.sku_id} on sale.", field="items")
@@ -503,11 +556,10 @@ def _take(conn: Connection, p: _Priced, *, buyer_id: int, now: Any) -> None:
     taken = rawsql.execute(
         conn,
         "UPDATE flash_offers SET remaining = remaining - :q WHERE id = :offer"
-        " AND status = :active AND (ends_at IS NULL OR ends_at > :now) AND remaining >= :q",
+        f" AND {OFFER_ON_SALE} AND remaining >= :q",
         q=q,
         offer=p.line.offer_id,
-        active=OfferStatus.ACTIVE.value,
-        now=now,
+        **sale_params(now),
     )
     if taken.rowcount != 1:
         raise SoldOut(f"{p.title} is sold out.")
@@ -670,9 +722,39 @@ def due_orders(conn: Connection, *, now: datetime, limit: int = 500) -> list[int
 def expire(conn: Connection, *, order_id: int, now: datetime) -> list[Returned] | None:
     """Expire one unpaid order and give its units back (see ``release``); None if it was paid
     or cancelled meanwhile."""
+    return _release_unpaid(conn, order_id=order_id, to=OrderStatus.EXPIRED, now=now)
+
+
+SHOP_STOPPED = "The shop no longer sells here."
+
+
+def withdrawn_orders(conn: Connection, *, limit: int = 500) -> list[int]:
+    """Unpaid orders of shops that no longer sell (rejected or stopped since the order)."""
+    return list(
+        conn.execute(
+            select(Order.id)
+            .join(Shop, Shop.id == Order.shop_id)
+            .where(Order.status == OrderStatus.PENDING_PAYMENT, Shop.status != ShopStatus.APPROVED)
+            .order_by(Order.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def cancel_withdrawn(conn: Connection, *, order_id: int, now: datetime) -> list[Returned] | None:
+    """Cancel one unpaid order of a shop that stopped selling, its units back (a payment that
+    comes later is refunded); None if it was paid or released meanwhile."""
+    return _release_unpaid(
+        conn, order_id=order_id, to=OrderStatus.CANCELLED, now=now, note=SHOP_STOPPED
+    )
+
+
+def _release_unpaid(
+    conn: Connection, *, order_id: int, to: OrderStatus, now: datetime, note: str | None = None
+) -> list[Returned] | None:
     try:
         with conn.begin_nested():
-            return release(conn, order_id=order_id, to=OrderStatus.EXPIRED, actor_id=None, now=now)
+            return release(conn, order_id=order_id, to=to, actor_id=None, now=now, note=note)
     except WrongState:
         return None
 
@@ -733,25 +815,16 @@ def gate_states(conn: Connection, *, offer_ids: Sequence[int], since: datetime) 
 def _gate_states(
     conn: Connection, *, offer_ids: Sequence[int], held: dict[int, dict[int, int]]
 ) -> list[OfferState]:
-    """The offers' units, limit, end and status, with these buyers' counts (no keys)."""
+    """The offers' units, limit, end and whether they are on sale, with these buyers' counts
+    (no keys)."""
+    on_sale = text(OFFER_ON_SALE).bindparams(**sale_params(rawsql.db_time(conn, utcnow())))
     rows = conn.execute(
         select(
             FlashOffer.id,
             FlashOffer.remaining,
             FlashOffer.per_buyer_limit,
             FlashOffer.ends_at,
-            FlashOffer.status,
+            on_sale,
         ).where(FlashOffer.id.in_(offer_ids))
     ).all()
-    return [
-        OfferState(
-            r.id,
-            r.remaining,
-            r.per_buyer_limit,
-            r.ends_at,
-            r.status == OfferStatus.ACTIVE,
-            held.get(r.id, {}),
-            [],
-        )
-        for r in rows
-    ]
+    return [OfferState(r[0], r[1], r[2], r[3], bool(r[4]), held.get(r[0], {}), []) for r in rows]

@@ -15,9 +15,11 @@ from originlive.payments.models import Payment, PaymentStatus
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
 
-def _out(request: Request, payment: Payment) -> schemas.Payment:
+def _out(request: Request, payment: Payment, *, buyer: bool) -> schemas.Payment:
+    """The payment as the API shows it; only its buyer gets the ``checkout_url``, which pays
+    the order for whoever holds it."""
     shown = schemas.Payment.model_validate(payment)
-    if payment.status == PaymentStatus.PENDING:
+    if buyer and payment.status == PaymentStatus.PENDING:
         base = str(request.base_url).rstrip("/")
         shown.checkout_url = base + sandbox.checkout_path(payment.checkout_token)
     return shown
@@ -42,7 +44,7 @@ async def pay(
     payment_id = await service.open_payment(writer, order=order, provider=body.provider)
     payment = await service.get_payment(session, payment_id=payment_id)
     assert payment is not None
-    return _out(request, payment)
+    return _out(request, payment, buyer=True)
 
 
 @router.get("/payments/{payment_id}", response_model=schemas.Payment)
@@ -54,7 +56,7 @@ async def get_payment(
     order = await orders.get_order(session, order_id=payment.order_id) if payment else None
     if payment is None or order is None or not await may_manage_order(session, user, order):
         raise NotFound(f"No payment {payment_id}.")
-    return _out(request, payment)
+    return _out(request, payment, buyer=order.buyer_id == user.id)
 
 
 @router.post("/payments/{provider}/webhook")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from originlive.catalog.models import Shop, ShopStatus
 from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.orders import stock
 from originlive.orders.models import PAID_IN, Order, OrderStatus
@@ -59,10 +60,14 @@ def open_payment(
 ) -> int:
     """A pending payment for an order awaiting payment; the open one if there is one already."""
     order = conn.execute(
-        select(Order.status, Order.total_cents, Order.currency).where(Order.id == order_id)
+        select(Order.status, Order.total_cents, Order.currency, Shop.status.label("shop"))
+        .join(Shop, Shop.id == Order.shop_id)
+        .where(Order.id == order_id)
     ).one()
     if order.status != OrderStatus.PENDING_PAYMENT:
         raise Conflict(f"Order {order_id} is {order.status.value}; it takes no payment.")
+    if order.shop != ShopStatus.APPROVED:  # its unpaid orders are being cancelled
+        raise Conflict(f"The shop of order {order_id} no longer sells; it takes no payment.")
     existing = conn.execute(
         select(Payment.id).where(
             Payment.order_id == order_id,
