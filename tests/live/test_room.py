@@ -3,16 +3,21 @@
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import Actor
 from tests.live.conftest import ADDRESS, Stage, register, stage_on, watch
-from tests.servers import RedisServer
+from tests.orders.conftest import Market
+from tests.servers import RedisServer, free_port
 
 
 async def buyers(stage: Stage, count: int) -> list[tuple[int, str]]:
@@ -27,6 +32,107 @@ async def refusal(url: str) -> tuple[int | None, str]:
         with contextlib.suppress(ConnectionClosed):
             await socket.recv()
         return socket.close_code, error["code"]
+
+
+@pytest.fixture
+async def in_process(app: Any, market: Market) -> AsyncIterator[Stage]:
+    """The test's app under uvicorn in this process (frames written to the socket's transport,
+    as in production; uvicorn's log reaches caplog), with a live session."""
+    headers = market.merchant.headers
+    body = {"shop_id": market.shop_id, "title": "猕猴桃开园直播"}
+    live = (await market.client.post("/api/v1/live-sessions", json=body, headers=headers)).json()
+    started = await market.client.post(f"/api/v1/live-sessions/{live['id']}/start", headers=headers)
+    assert started.status_code == 200, started.text
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield Stage(f"http://127.0.0.1:{port}", headers, live["id"], market.sku_id)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+# What the issue's tester sent (a lone surrogate in a comment, brackets json.loads recursed
+# into), and more of the kind: each is answered bad_message, and the socket goes on.
+UNREADABLE: list[str | bytes] = [
+    r'{"type": "comment", "text": "\ud800"}',
+    r'{"type": "comment", "text": "甜\udc00甜"}',
+    r'{"type": "comment", "text": "ok", "\ud83d": 1}',
+    "[" * 2000 + "]" * 2000,
+    '{"type": "like", "count": ' + "[" * 40 + "1" + "]" * 40 + "}",
+    b"\xff\xfe not utf-8",
+    '{"type": "comment", "text": "' + "甜" * 1400 + '"}',  # over 4096 bytes, not characters
+]
+
+
+async def written(stage: Stage, count: int) -> list[str]:
+    """The session's comments once the room has written down ``count`` of them (before the
+    test's database is emptied under it)."""
+    async with httpx.AsyncClient(base_url=stage.url) as api, asyncio.timeout(10):
+        while True:
+            url = f"/api/v1/live-sessions/{stage.session_id}/comments"
+            kept = (await api.get(url, headers=stage.merchant)).json()
+            if len(kept) >= count:
+                return [c["text"] for c in kept]
+            await asyncio.sleep(0.1)
+
+
+async def test_a_message_the_room_cannot_read_is_answered_and_the_socket_goes_on(
+    in_process: Stage, make_user: Callable[..., Awaitable[Actor]], caplog: Any
+) -> None:
+    talker = await make_user("talker")
+    async with (
+        watch(in_process.ws) as viewer,
+        watch(in_process.ws) as anonymous,
+        watch(in_process.ws, talker.token) as speaker,
+    ):
+        for sent in UNREADABLE:
+            await speaker.socket.send(sent)
+            await anonymous.socket.send(sent)
+        for sender in (speaker, anonymous):
+            await sender.wait_for(lambda w: len(w.of("error")) == len(UNREADABLE))
+            assert {e["code"] for e in sender.of("error")} == {"bad_message"}
+        await speaker.say("还在吗")
+        await anonymous.say("我也在")
+        await viewer.wait_for(lambda w: len(w.of("comment")) == 1)
+        assert viewer.of("comment")[0]["text"] == "还在吗"
+        await anonymous.wait_for(lambda w: w.of("error")[-1]["code"] == "login_required")
+        assert speaker.closed is None and anonymous.closed is None
+    assert await written(in_process, 1) == ["还在吗"]
+    assert "Exception in ASGI application" not in caplog.text
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_failure_of_ours_costs_one_message_not_the_socket(
+    app: Any,
+    in_process: Stage,
+    make_user: Callable[..., Awaitable[Actor]],
+    caplog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = app.state.hub
+    comment = hub.comment
+
+    async def fails_once(*args: Any, **kwargs: Any) -> str | None:
+        monkeypatch.setattr(hub, "comment", comment)
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(hub, "comment", fails_once)
+    talker = await make_user("talker")
+    async with watch(in_process.ws) as viewer, watch(in_process.ws, talker.token) as speaker:
+        await speaker.say("第一句")
+        await speaker.wait_for(lambda w: len(w.of("error")) == 1)
+        assert speaker.of("error")[0]["code"] == "server_error"
+        await speaker.say("第二句")
+        await viewer.wait_for(lambda w: len(w.of("comment")) == 1)
+        assert viewer.of("comment")[0]["text"] == "第二句"
+    assert await written(in_process, 1) == ["第二句"]
+    assert "Exception in ASGI application" not in caplog.text
+    assert "a viewer's message could not be handled" in caplog.text
 
 
 async def test_every_viewer_gets_every_comment_in_order(stage: Stage) -> None:

@@ -11,7 +11,6 @@ browser sends it from any site.
 """
 
 import asyncio
-import json
 import logging
 import re
 from typing import Any
@@ -24,14 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind, User
+from originlive.inputs import MAX_ID, json_value
 from originlive.live.models import SanctionKind
 from originlive.live.rooms import Hub, Room, Viewer, frame
 from originlive.text import comment
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(r"/ws/live/(\d{1,10})")
-MAX_ID = 2**31 - 1
+_PATH = re.compile(r"/ws/live/([0-9]{1,10})")
 MAX_MESSAGE = 4096  # bytes of one message from a viewer
 MAX_COMMENT = 200  # characters
 
@@ -104,7 +103,11 @@ class LiveRoomRoute:
                 message = await receive()
                 if message["type"] != "websocket.receive":
                     break
-                await self._said(hub, room, viewer, message)
+                try:
+                    await self._said(hub, room, viewer, message)
+                except Exception:  # one message's failure, of ours: its sender is told, no more
+                    log.exception("room %d: a viewer's message could not be handled", room.id)
+                    _tell(viewer, "server_error")
         finally:
             hub.leave(room, viewer)
 
@@ -126,16 +129,12 @@ class LiveRoomRoute:
             return await accounts.user_for_token(session, token=cookie, kind=TokenKind.SESSION)
 
     async def _said(self, hub: Hub, room: Room, viewer: Viewer, message: Message) -> None:
-        raw = message.get("text")
-        if raw is None:
-            raw = (message.get("bytes") or b"").decode("utf-8", "replace")
+        raw = message.get("text") or message.get("bytes") or b""
         error = None
         try:
-            if len(raw) > MAX_MESSAGE:
-                raise ValueError("too long")
-            said = json.loads(raw)
+            said = json_value(raw, max_bytes=MAX_MESSAGE)
             kind = said.get("type") if isinstance(said, dict) else None
-        except ValueError:
+        except ValueError:  # not JSON, too long or deep, a lone surrogate in a comment
             kind = None
         if kind == "comment":
             text = comment(said.get("text"), max_length=MAX_COMMENT)
@@ -156,8 +155,13 @@ class LiveRoomRoute:
         else:
             error = "bad_message"
         if error is not None:
-            data = pydantic_core.to_json({"type": "error", "code": error, "detail": _DETAIL[error]})
-            viewer.push(data, frame(data))
+            _tell(viewer, error)
+
+
+def _tell(viewer: Viewer, error: str) -> None:
+    """Send the viewer alone an error: ``{"type": "error", "code": ..., "detail": ...}``."""
+    data = pydantic_core.to_json({"type": "error", "code": error, "detail": _DETAIL[error]})
+    viewer.push(data, frame(data))
 
 
 _DETAIL = {
@@ -170,6 +174,7 @@ _DETAIL = {
     "rate_limited": "Too many comments; wait a moment.",
     "banned_word": "The comment holds a word that is not allowed here.",
     "unavailable": "The room cannot take comments this moment; try again shortly.",
+    "server_error": "That message failed on our side; the room goes on.",
 }
 
 
