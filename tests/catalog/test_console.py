@@ -173,6 +173,46 @@ async def test_bad_input_is_shown_on_the_form_and_writes_nothing(
     assert product["skus"][0]["stock"] == 100
 
 
+async def test_numbers_are_ascii_digits_on_every_form(
+    client: httpx.AsyncClient, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    merchant = await make_user("合作社")
+    shop_id = await _shop(client, merchant)
+    # "²" passes str.isdigit(), which int() refuses (a 500); "１２" and "١٢" int() reads.
+    for field, value in [("stock", "²"), ("stock", "１２"), ("stock", "١٢"), ("stock", "+5"),
+                         ("price", "１２.５"), ("price", "²")]:  # fmt: skip
+        refused = await client.post(
+            f"/console/shops/{shop_id}/products",
+            data=NEW | {field: value},
+            headers=merchant.headers,
+        )
+        assert refused.status_code == 422, (field, value, refused.text)
+    product_id = await _product(client, merchant, shop_id)
+    product = (await client.get(f"/api/v1/products/{product_id}", headers=merchant.headers)).json()
+    sku_id = product["skus"][0]["id"]
+    for stock in ("²", "³", "١٠"):
+        url = f"/console/skus/{sku_id}"
+        refused = await client.post(
+            url, data={"price": "39.90", "stock": stock}, headers=merchant.headers
+        )
+        assert refused.status_code == 422, (stock, refused.text)
+        url = f"/console/products/{product_id}/skus"
+        sku = {"sku_name": "10斤", "price": "69", "stock": stock}
+        assert (await client.post(url, data=sku, headers=merchant.headers)).status_code == 422
+    step = {"batch": "2026-09-A", "kind": "harvest", "date": "2026-09-20", "place": "果园",
+            "place_region_code": "", "note": ""}  # fmt: skip
+    for photo_id in ("²", "99999999999"):
+        sent = await client.post(
+            f"/console/products/{product_id}/provenance",
+            data=step | {"photo_id": photo_id},
+            headers=merchant.headers,
+        )
+        assert sent.status_code < 500, (photo_id, sent.text)
+    product = (await client.get(f"/api/v1/products/{product_id}", headers=merchant.headers)).json()
+    assert [s["stock"] for s in product["skus"]] == [100]
+    assert all(entry["photo"] is None for entry in product["provenance"])
+
+
 async def test_nobody_reaches_another_merchants_console(
     client: httpx.AsyncClient, make_user: Callable[..., Awaitable[Actor]]
 ) -> None:

@@ -12,6 +12,7 @@ from originlive.accounts.models import AuditEntry
 from originlive.live.models import LiveSession
 from tests.conftest import Actor
 from tests.orders.conftest import Market, units
+from tests.orders.test_api import TIMES_PAST_THE_WINDOW
 
 MakeUser = Callable[..., Awaitable[Actor]]
 BASE = "/api/v1/live-sessions"
@@ -81,6 +82,27 @@ async def test_bad_input_is_refused_and_writes_nothing(
     assert await db.scalar(select(func.count()).select_from(LiveSession)) == 0
     assert (await client.get(f"{BASE}/99999")).status_code == 404
     assert (await client.get(f"{BASE}/0")).status_code == 422
+
+
+async def test_times_past_the_window_are_a_422_naming_the_field(
+    market: Market, db: AsyncSession
+) -> None:
+    client, headers = market.client, market.merchant.headers
+    live = await schedule(market, scheduled_at="2026-12-01T20:00:00+08:00")
+    offer = {"sku_id": market.sku_id, "price_cents": 1990, "quantity": 1}
+    for when in TIMES_PAST_THE_WINDOW:
+        for method, url, field, body in [
+            ("POST", BASE, "scheduled_at", {"shop_id": market.shop_id, "title": "边界"}),
+            ("PATCH", f"{BASE}/{live['id']}", "scheduled_at", {}),
+            ("POST", f"{BASE}/{live['id']}/offers", "ends_at", offer),
+        ]:
+            body = body | {field: when}
+            response = await client.request(method, url, json=body, headers=headers)
+            assert response.status_code == 422, (field, when, response.text)
+            assert [e["field"] for e in response.json()["errors"]] == [field], (field, when)
+    assert await db.scalar(select(func.count()).select_from(LiveSession)) == 1
+    kept = (await client.get(f"{BASE}/{live['id']}")).json()
+    assert kept["scheduled_at"].startswith("2026-12-01T12:00") and kept["offers"] == []
 
 
 async def test_the_feed_lists_live_then_upcoming_by_region(

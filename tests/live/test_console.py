@@ -137,6 +137,38 @@ async def test_bad_input_is_shown_and_writes_nothing(market: Market) -> None:
     assert (await _api(market, session_id))["offers"] == []
 
 
+async def test_times_and_numbers_are_read_as_strictly_as_the_api(market: Market) -> None:
+    client, merchant = market.client, market.merchant
+    # Beijing time unless a zone is typed; the API's window either way (2000 to 2999).
+    for when in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59",
+                 "3000-01-01T00:00", "1999-12-31T23:59"):  # fmt: skip
+        refused = await client.post(
+            f"/console/shops/{market.shop_id}/live",
+            data={"title": "直播", "description": "", "scheduled_at": when},
+            headers=merchant.headers,
+        )
+        assert refused.status_code == 422 and "Choose a time from now on" in refused.text, when
+    session_id = await _session(market)
+    # "²" passes str.isdigit(), which int() refuses; "１９" int() reads.
+    for fields, message in [
+        ({"quantity": "²"}, "Enter how many to put on sale"),
+        ({"quantity": "１９"}, "Enter how many to put on sale"),
+        ({"per_buyer_limit": "³"}, "Enter how many one buyer may take"),
+        ({"minutes": "²"}, "Enter for how many minutes"),
+        ({"minutes": "١٠"}, "Enter for how many minutes"),
+        ({"sku_id": "²"}, "Choose what to sell"),
+        ({"sku_id": "99999999999"}, "Choose what to sell"),
+        ({"price": "１９.９"}, "Enter a price in yuan"),
+    ]:
+        refused = await client.post(
+            f"/console/live/{session_id}/offers",
+            data=OFFER | {"sku_id": str(market.sku_id)} | fields,
+            headers=merchant.headers,
+        )
+        assert refused.status_code == 422 and message in refused.text, (fields, refused.text)
+    assert (await _api(market, session_id))["offers"] == []
+
+
 async def test_only_those_who_run_the_session_reach_its_console(
     market: Market, make_user: Callable[..., Awaitable[Actor]]
 ) -> None:

@@ -10,6 +10,13 @@ from originlive.orders.models import FlashOffer, Order, OrderEvent
 from tests.orders.conftest import ADDRESS, Market, new_key, units
 
 STOCK = 100  # tests.catalog.conftest.PRODUCT's SKU
+# Times a client may not send: the calendar's edges (no UTC time), and outside 2000 to 2999.
+TIMES_PAST_THE_WINDOW = (
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "1999-12-31T23:59:59Z",
+    "3000-01-01T00:00:00+08:00",
+)
 
 
 async def test_offer_moves_units_from_the_shelf_and_back(market: Market, db) -> None:
@@ -152,6 +159,19 @@ async def test_offer_ends_on_time(app, market: Market, db) -> None:
     later = utcnow() + timedelta(minutes=6)
     assert await writer.run(stock.end_due_offers, now=later) == [offer["id"]]
     assert await units(db, market.sku_id) == {"shelf": STOCK, "offered": 0, "held": 0}
+
+
+async def test_an_end_past_the_window_is_a_422_naming_it(market: Market, db, caplog) -> None:
+    # The calendar's edges overflowed in the column (astimezone) inside the order writer.
+    body = {"sku_id": market.sku_id, "price_cents": 1990, "quantity": 1}
+    for ends_at in (*TIMES_PAST_THE_WINDOW, "2026-12-01T20:00:00"):
+        response = await market.client.post(
+            "/api/v1/offers", json=body | {"ends_at": ends_at}, headers=market.merchant.headers
+        )
+        assert response.status_code == 422, (ends_at, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == ["ends_at"], ends_at
+    assert await units(db, market.sku_id) == {"shelf": STOCK, "offered": 0, "held": 0}
+    assert "job failed" not in caplog.text
 
 
 async def test_shipping_fee_by_destination(market: Market, make_user) -> None:

@@ -56,3 +56,19 @@ async def test_the_buy_form_says_why_an_order_is_refused_and_places_nothing(
     assert sold_out.status_code == 409 and "已售罄" in sold_out.text, sold_out.text
     mine = await client.get("/api/v1/orders", headers=buyer.headers)
     assert mine.json()["total"] == 0
+
+
+async def test_a_quantity_int_would_refuse_is_asked_again(
+    market: Market, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    buyer = await make_user("buyer")
+    offer = await market.offer(quantity=2, per_buyer_limit=2)
+    form = {"key": "form-key-000003"} | ADDRESS
+    # "²" and "³" pass str.isdigit(), which int() refuses; "１" and "١" int() reads.
+    for quantity in ("²", "³", "¹", "１", "١", "+1", "1_0", "1.0"):
+        refused = await client.post(
+            f"/offers/{offer['id']}/buy", data=form | {"quantity": quantity}, headers=buyer.headers
+        )
+        assert refused.status_code == 422 and "Choose how many" in refused.text, quantity
+    mine = await client.get("/api/v1/orders", headers=buyer.headers)
+    assert mine.json()["total"] == 0

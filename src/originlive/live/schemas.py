@@ -4,7 +4,6 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -12,8 +11,9 @@ from pydantic import (
     model_validator,
 )
 
+from originlive.inputs import Id, Moment
 from originlive.live.models import SanctionKind, SessionStatus
-from originlive.orders.schemas import Id, Offer, OfferCreate
+from originlive.orders.schemas import Offer, OfferCreate
 from originlive.text import multi_line, one_line
 
 Title = Annotated[str, one_line(120)]
@@ -23,18 +23,10 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _zoned(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        raise ValueError("a time needs a time zone, e.g. 2026-11-24T20:00:00+08:00")
-    return value
-
-
 Description = Annotated[str, multi_line(2000)]
 CoverUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^(https?://|/)\S+$")]
 ScheduledAt = Annotated[
-    dt.datetime,
-    AfterValidator(_zoned),
-    Field(description="When the anchor means to go live; buyers may ask a reminder."),
+    Moment, Field(description="When the anchor means to go live; buyers may ask a reminder.")
 ]
 
 

@@ -6,12 +6,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from originlive.catalog.schemas import ContactPhone, PriceCents, RegionCode
+from originlive.inputs import Id, Moment
 from originlive.orders.models import OfferStatus, OrderStatus
 from originlive.text import one_line
 
 MAX_LINES = 20
-# Ids are 32-bit keys: larger numbers are bad input, refused before a driver sees them.
-Id = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=999)]
 
 
@@ -26,17 +25,14 @@ class OfferCreate(_Input):
         description="Units taken from the SKU's stock and put on sale."
     )
     per_buyer_limit: Annotated[int, Field(strict=True, ge=1, le=999)] = 1
-    ends_at: dt.datetime | None = Field(
+    ends_at: Moment | None = Field(
         default=None, description="When the offer closes; unsold units go back to the SKU."
     )
 
     @model_validator(mode="after")
-    def _aware_future_end(self) -> "OfferCreate":
-        if self.ends_at is not None:
-            if self.ends_at.tzinfo is None:
-                raise ValueError("ends_at needs a time zone, e.g. 2026-11-24T20:00:00+08:00")
-            if self.ends_at <= dt.datetime.now(dt.UTC):
-                raise ValueError("ends_at must be in the future")
+    def _future_end(self) -> "OfferCreate":
+        if self.ends_at is not None and self.ends_at <= dt.datetime.now(dt.UTC):
+            raise ValueError("ends_at must be in the future")
         return self
 
 

@@ -23,7 +23,7 @@ from originlive.orders.deps import Placer, StockGate, Writer
 from originlive.orders.models import FlashOffer, Order
 from originlive.payments import sandbox, service
 from originlive.web.deps import Viewer, get_viewer, sign_in_first
-from originlive.web.forms import refused_field
+from originlive.web.forms import refused_field, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
@@ -112,7 +112,7 @@ async def buy(
     try:
         data = order_schemas.OrderCreate(
             # The API's schema is strict (JSON numbers); a form sends text.
-            items=[{"offer_id": offer.id, "quantity": int(quantity) if quantity.isdigit() else 0}],
+            items=[{"offer_id": offer.id, "quantity": whole(quantity) or 0}],
             address={"name": name, "phone": phone, "region_code": region_code, "detail": detail},
         )
     except ValidationError as exc:

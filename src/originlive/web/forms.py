@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from fastapi import Request
 from pydantic import ValidationError
 
+from originlive import inputs
 from originlive.accounts.deps import CSRF_FIELD
 from originlive.errors import InvalidInput
 from originlive.text import CHARACTER_ERRORS
 from originlive.web.templating import N_, PLATFORM_TZ
 from originlive.web.templating import gettext as _
 
-_YUAN = re.compile(r"^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
+_YUAN = re.compile(r"^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$", re.ASCII)  # ASCII digits only
 CHECK_FIELD = N_("Check this field.")
 # Whatever the field, text refused for a character in it says so (``originlive.text``).
 HIDDEN_CHARACTERS = N_(
@@ -35,9 +36,9 @@ def cents(text: str) -> int | None:
 
 
 def whole(text: str) -> int | None:
-    """A count typed as digits: "12" → 12; None if it is not a whole number."""
-    text = text.strip()
-    return int(text) if text.isdigit() and len(text) <= 12 else None
+    """A count typed in digits, blanks around it allowed: " 12" → 12; None if it is not one
+    (see ``inputs.whole``: "²" is not)."""
+    return inputs.whole(text.strip())
 
 
 def field_errors(
@@ -77,9 +78,11 @@ async def typed(request: Request) -> dict[str, str]:
 
 
 def moment(text: str) -> dt.datetime | None:
-    """A time typed in a ``datetime-local`` field, on the platform's clock; None if it is not."""
+    """A time typed in a ``datetime-local`` field, on the platform's clock; None if it is not
+    one, or not within the API's window (``inputs.bounded_time``)."""
     try:
         typed_in = dt.datetime.fromisoformat(text.strip())
+        zoned = typed_in.replace(tzinfo=PLATFORM_TZ) if typed_in.tzinfo is None else typed_in
+        return inputs.bounded_time(zoned)  # the API's window, for the pages too
     except ValueError:
         return None
-    return typed_in.replace(tzinfo=PLATFORM_TZ) if typed_in.tzinfo is None else typed_in
