@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, Operator
 from originlive.accounts.models import Role, User
-from originlive.catalog.deps import MAX_ID
 from originlive.catalog.pages import MAX_PAGE, PageParam
 from originlive.db import SessionDep
 from originlive.errors import NotFound, OriginliveError
+from originlive.inputs import MAX_ID
 from originlive.live import control, schemas, service
 from originlive.live.api import Seq
 from originlive.live.deps import RoomHub, RunSession, shop_of
