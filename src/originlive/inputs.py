@@ -28,7 +28,7 @@ def json_value(
     surrogate, bytes that are not UTF-8), more than ``max_bytes`` or nested deeper than
     ``max_depth``."""
     if isinstance(data, str):
-        if max_bytes is not None and len(data) > max_bytes:
+        if max_bytes is not None and len(data) > max_bytes:  # a character is a byte or more
             raise ValueError(f"more than {max_bytes} bytes")
         data = data.encode()  # UnicodeEncodeError, a ValueError, for a lone surrogate
     if max_bytes is not None and len(data) > max_bytes:
