@@ -456,12 +456,13 @@ async def add_provenance(
             | {
                 "place_region_code": _optional(place_region_code),
                 "note": _optional(note),
-                "photo_id": whole(photo_id) if photo_id else None,
+                # -1 is refused by the schema, which names the field: "²" is not "no photo".
+                "photo_id": (whole(photo_id) or -1) if photo_id else None,
             }
         )
         await service.add_provenance(session, product=product, actor=user, data=data)
     except ValidationError as exc:
-        errors = field_errors(exc, MESSAGES)
+        errors = field_errors(exc, MESSAGES, {"photo_id": "photo"})
         return _product_page(
             request, product, storage, errors=errors, values=values, form="provenance"
         )
