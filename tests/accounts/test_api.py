@@ -1,5 +1,7 @@
 """Accounts over HTTP: registration, tokens, logout, rate limits and problem bodies."""
 
+import asyncio
+
 import httpx
 from sqlalchemy import func, select
 
@@ -26,6 +28,19 @@ async def test_register_twice_is_conflict_and_writes_nothing(client: httpx.Async
     again = await client.post("/api/v1/auth/register", json={**payload, "email": "A@EXAMPLE.COM"})
     assert again.status_code == 409
     assert again.json()["type"] == "/problems/conflict"
+    assert await db.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_registering_one_email_at_once_from_many_places_is_one_account(
+    client: httpx.AsyncClient, db
+) -> None:
+    """Every request passes the check for the email before any has written it (hashing the
+    password takes a fifth of a second): the unique index decides, and the losers get 409."""
+    body = {"email": "race@example.com", "password": PASSWORD, "display_name": "race"}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/auth/register", json=body) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
     assert await db.scalar(select(func.count()).select_from(User)) == 1
 
 
