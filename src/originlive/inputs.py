@@ -1,8 +1,8 @@
 """What strangers send, read once and strictly at the edge: JSON no deeper than a limit, whole
 numbers in ASCII digits, ids within the keys' range, times with a zone within a sane window.
 
-A 500 from input is a bug in the parser, not in the input (CONVENTIONS.md, habit 13): each
-reader here answers ``ValueError`` (a 422 once in a schema), or None, for anything it refuses.
+A 500 from input is a bug in the parser, not in the input: each reader here answers
+``ValueError`` (a 422 once in a schema), or None, for anything it refuses.
 """
 
 import datetime as dt

@@ -1,6 +1,6 @@
 """Text from strangers, parsed once at the edge: names, titles, comments and descriptions.
 
-Three kinds, one rule each (CONVENTIONS.md, habit 13):
+Three kinds, one rule each:
 
 - :func:`one_line` (names, titles, reasons, address lines) and room comments (:func:`comment`):
   NFKC, except that full-width punctuation and superscripts keep their form (Chinese is

@@ -2,7 +2,7 @@
 encoder sends (OBS, phone apps, ffmpeg), and its audio, video and metadata as FLV tags.
 
 Why our own: the stream key must be checked before any media is accepted, and ffmpeg's own
-listener records a wrong stream name anyway (DESIGN.md). The one Python RTMP server on the
+listener (``-listen 1``) logs a wrong stream name and then records it anyway. The one Python RTMP server on the
 package index (pyrtmp 0.3) sets the root logger to DEBUG when imported and parses every field
 through bitstring; what a publisher needs is a few hundred lines of ``struct``.
 
