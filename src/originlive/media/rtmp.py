@@ -2,9 +2,10 @@
 encoder sends (OBS, phone apps, ffmpeg), and its audio, video and metadata as FLV tags.
 
 Why our own: the stream key must be checked before any media is accepted, and ffmpeg's own
-listener (``-listen 1``) logs a wrong stream name and then records it anyway. The one Python RTMP server on the
-package index (pyrtmp 0.3) sets the root logger to DEBUG when imported and parses every field
-through bitstring; what a publisher needs is a few hundred lines of ``struct``.
+listener (``-listen 1``) logs a wrong stream name and then records it anyway. The one Python
+RTMP server on the package index (pyrtmp 0.3) sets the root logger to DEBUG when imported and
+parses every field through bitstring; what a publisher needs is a few hundred lines of
+``struct``.
 
 References: Adobe's RTMP specification 1.0 (handshake, chunking, protocol control messages)
 and the AMF0 specification. Only what publishing needs is here: no playing, no AMF3 values.
