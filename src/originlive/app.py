@@ -42,6 +42,7 @@ from originlive.live.control import StopSelling
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.media import api as media_api
+from originlive.media.fastpath import HlsRoute
 from originlive.media.ingest import Media
 from originlive.middleware import BodyLimitMiddleware, NoSniffMiddleware
 from originlive.orders import api as orders_api
@@ -170,14 +171,16 @@ def _tune_garbage_collector() -> None:
 
 
 class OriginliveApp(FastAPI):
-    """FastAPI, with the flash-order route (``orders/fastpath``) and the live rooms' sockets
-    (``live/socket``) in front of its whole stack."""
+    """FastAPI, with the flash-order route (``orders/fastpath``), HLS for players
+    (``media/fastpath``) and the live rooms' sockets (``live/socket``) in front of its whole
+    stack."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         rooms = LiveRoomRoute(super().__call__, state=self.state)
-        # Outermost, so that every response has it: the fast path's, and FastAPI's 500s.
-        self._front = NoSniffMiddleware(FlashOrderRoute(rooms, state=self.state))
+        players = HlsRoute(rooms, state=self.state)
+        # Outermost, so that every response has it: the fast paths', and FastAPI's 500s.
+        self._front = NoSniffMiddleware(FlashOrderRoute(players, state=self.state))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from originlive.catalog.deps import RowId
 from originlive.db import SessionDep
-from originlive.errors import Forbidden, InvalidInput, NotFound
+from originlive.errors import Forbidden, InvalidInput
 from originlive.inputs import json_value, row_id
 from originlive.live import control
 from originlive.live.deps import RoomHub
@@ -33,12 +33,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["media"])
 
-PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SEGMENT_TYPE = "video/mp2t"
-LIVE_CACHE = "no-cache"  # a new segment a second: players must fetch the playlist again
-VOD_CACHE = "public, max-age=3600"
-SEGMENT_CACHE = "public, max-age=86400, immutable"
-
 
 def get_media(request: Request) -> Media:
     """This process's media: streams, playlists, recordings."""
@@ -49,63 +43,24 @@ def get_media(request: Request) -> Media:
 MediaDep = Annotated[Media, Depends(get_media)]
 
 
-def _servable(path: str) -> tuple[str, str]:
-    match = hls.SERVABLE.match(path)
-    if match is None:
-        raise NotFound(f"No {path} here.")
-    return match["variant"] or "", match["name"]
-
-
-def _playlist(text: str, cache: str) -> Response:
-    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
-
-
-def _segment(directory: Path, variant: str, name: str) -> Response:
-    path = directory / variant / name
-    if not path.is_file():
-        raise NotFound(f"No segment {name}.")
-    return FileResponse(path, media_type=SEGMENT_TYPE, headers={"Cache-Control": SEGMENT_CACHE})
-
-
-def _recording(directory: Path, variant: str) -> Response | None:
-    vod = directory / variant / hls.VOD
-    if not vod.is_file():
-        return None
-    return FileResponse(vod, media_type=PLAYLIST_TYPE, headers={"Cache-Control": VOD_CACHE})
+def _response(answer: hls.Answer) -> Response:
+    headers = {"Cache-Control": answer.cache_control}
+    if answer.file is not None:  # ranges too, which the fast route leaves to this
+        return FileResponse(answer.file, media_type=answer.content_type, headers=headers)
+    return Response(answer.text, media_type=answer.content_type, headers=headers)
 
 
 @router.get("/media/hls/{session_id}/{path:path}", include_in_schema=False)
 async def live_hls(session_id: RowId, path: str, media_: MediaDep) -> Response:
-    """The live stream's playlists and segments (the recording once the session has ended)."""
-    variant, name = _servable(path)
-    directory = media_.directory(session_id)
-    if name != hls.INDEX:
-        return _segment(directory, variant, name)
-    if not variant and (master := hls.master(directory)) is not None:
-        return _playlist(master, LIVE_CACHE)
-    recording = _recording(directory, variant)
-    if recording is not None:
-        return recording
-    window = media_.windows.get(directory / variant / PLAYLIST)
-    if window is None:
-        raise NotFound("This session is not streaming (yet).")
-    return _playlist(window, LIVE_CACHE)
+    """The live stream's playlists and segments (the recording once the session has ended);
+    plain GETs are answered before this, by ``media.fastpath``, the same way."""
+    return _response(hls.live_answer(media_.directory(session_id), path, media_.windows))
 
 
 @router.get("/media/recordings/{session_id}/{path:path}", include_in_schema=False)
 async def recording(session_id: RowId, path: str, media_: MediaDep) -> Response:
     """A finished session's recording: its playlists and segments."""
-    variant, name = _servable(path)
-    directory = media_.directory(session_id)
-    if not (directory / variant / hls.VOD).exists():
-        raise NotFound("No recording of this session (yet).")
-    if name != hls.INDEX:
-        return _segment(directory, variant, name)
-    if not variant and (master := hls.master(directory)) is not None:
-        return _playlist(master, VOD_CACHE)
-    answer = _recording(directory, variant)
-    assert answer is not None
-    return answer
+    return _response(hls.recording_answer(media_.directory(session_id), path))
 
 
 # Hooks of an external media server (nginx-rtmp's on_publish / on_publish_done /

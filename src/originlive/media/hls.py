@@ -10,9 +10,11 @@ ends, ``vod.m3u8`` is written: every segment, ``EXT-X-PLAYLIST-TYPE:VOD`` and ``
 import math
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from originlive.errors import NotFound
 from originlive.media.ffmpeg import MASTER, PLAYLIST, VARIANTS
 
 VOD = "vod.m3u8"
@@ -196,3 +198,111 @@ def finish_recording(directory: Path) -> float:
         temporary.replace(target)
         lengths.append(playlist.seconds)
     return max(lengths, default=0.0)
+
+
+# What a player gets: one decision for the FastAPI routes and the fast route in front
+
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
+LIVE_CACHE = "no-cache"  # a new segment a second: players must fetch the playlist again
+VOD_CACHE = "public, max-age=3600"
+SEGMENT_CACHE = "public, max-age=86400, immutable"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send for a path: a playlist made here (``text``) or a file as it is on disk."""
+
+    content_type: str
+    cache_control: str
+    text: str | None = None
+    file: Path | None = None
+
+
+def servable(path: str) -> tuple[str, str]:
+    """The variant ("" if none) and name of a path under a session's directory; NotFound for
+    anything but a playlist or a segment."""
+    match = SERVABLE.match(path)
+    if match is None:
+        raise NotFound(f"No {path} here.")
+    return match["variant"] or "", match["name"]
+
+
+def live_answer(directory: Path, path: str, windows: LiveWindows) -> Answer:
+    """The live stream's playlists and segments (the recording once the session has ended)."""
+    variant, name = servable(path)
+    if name != INDEX:
+        return _segment(directory, variant, name)
+    if not variant and (ladder := master(directory)) is not None:
+        return Answer(PLAYLIST_TYPE, LIVE_CACHE, text=ladder)
+    recording = _recording(directory, variant)
+    if recording is not None:
+        return recording
+    window = windows.get(directory / variant / PLAYLIST)
+    if window is None:
+        raise NotFound("This session is not streaming (yet).")
+    return Answer(PLAYLIST_TYPE, LIVE_CACHE, text=window)
+
+
+def recording_answer(directory: Path, path: str) -> Answer:
+    """A finished session's recording: its playlists and segments."""
+    variant, name = servable(path)
+    recording = _recording(directory, variant)
+    if recording is None:
+        raise NotFound("No recording of this session (yet).")
+    if name != INDEX:
+        return _segment(directory, variant, name)
+    if not variant and (ladder := master(directory)) is not None:
+        return Answer(PLAYLIST_TYPE, VOD_CACHE, text=ladder)
+    return recording
+
+
+def _segment(directory: Path, variant: str, name: str) -> Answer:
+    path = directory / variant / name
+    if not path.is_file():
+        raise NotFound(f"No segment {name}.")
+    return Answer(SEGMENT_TYPE, SEGMENT_CACHE, file=path)
+
+
+def _recording(directory: Path, variant: str) -> Answer | None:
+    vod = directory / variant / VOD
+    return Answer(PLAYLIST_TYPE, VOD_CACHE, file=vod) if vod.is_file() else None
+
+
+class Files:
+    """Segments and recordings' playlists kept in memory, the most recently sent first, up to
+    ``max_bytes``: every viewer of a room asks for the same few files each second.
+
+    A file is read again if its size or time changed (ffmpeg writes segments whole, under
+    another name, and renames them: what is read is never half a segment); one ``stat`` a
+    request checks that."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[Path, tuple[tuple[int, int], bytes]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def kept_bytes(self) -> int:
+        """How much is kept now."""
+        return self._bytes
+
+    def read(self, path: Path) -> bytes:
+        """The file's bytes; FileNotFoundError if it is gone."""
+        stat = os.stat(path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        kept = self._kept.get(path)
+        if kept is not None and kept[0] == stamp:
+            self._kept.move_to_end(path)
+            return kept[1]
+        data = path.read_bytes()
+        if kept is not None:
+            self._bytes -= len(kept[1])
+        self._kept[path] = (stamp, data)
+        self._kept.move_to_end(path)
+        self._bytes += len(data)
+        while self._bytes > self.max_bytes and self._kept:
+            _, (_, old) = self._kept.popitem(last=False)
+            self._bytes -= len(old)
+        return data

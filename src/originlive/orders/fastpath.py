@@ -21,6 +21,7 @@ import pydantic_core
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from originlive.asgi import respond
 from originlive.errors import PROBLEM_MEDIA_TYPE, OriginliveError, internal_error, problem_body
 from originlive.orders import schemas, service
 
@@ -81,15 +82,15 @@ class FlashOrderRoute:
                 ttl_seconds=state.settings.order_ttl_seconds,
             )
         except OriginliveError as exc:
-            await _send(send, exc.status, _problem(exc), PROBLEM_MEDIA_TYPE.encode(), exc.headers)
+            await respond(send, exc.status, _problem(exc), PROBLEM_MEDIA_TYPE.encode(), exc.headers)
             return True
         except Exception:  # outside FastAPI's error middleware: our own 500
             log.exception("placing an order failed")
             response = internal_error()
-            await _send(send, 500, bytes(response.body), PROBLEM_MEDIA_TYPE.encode(), None)
+            await respond(send, 500, bytes(response.body), PROBLEM_MEDIA_TYPE.encode(), None)
             return True
         headers = {"Idempotent-Replayed": "true"} if placed.replayed else None
-        await _send(send, 201, pydantic_core.to_json(placed.order), b"application/json", headers)
+        await respond(send, 201, pydantic_core.to_json(placed.order), b"application/json", headers)
         return True
 
 
@@ -122,12 +123,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 def _problem(exc: OriginliveError) -> bytes:
     body = problem_body(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors)
     return pydantic_core.to_json(body)
-
-
-async def _send(
-    send: Send, status: int, body: bytes, media_type: bytes, extra: dict[str, str] | None
-) -> None:
-    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
