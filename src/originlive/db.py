@@ -66,6 +66,10 @@ def is_sqlite(url: str) -> bool:
 
 
 BUSY_TIMEOUT_MS = 10_000  # how long a SQLite writer waits for another's lock
+# How long a request waits for a free connection of the pool before it is answered 503 with
+# Retry-After (``errors.Busy``): under a surge a quick "again in a second" beats a 500 after
+# SQLAlchemy's default 30 s, while every connection serves queries of milliseconds.
+POOL_TIMEOUT_SECONDS = 2
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,10 +86,19 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for the URL, with SQLite tuned for a server."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8)
+        engine = create_async_engine(
+            url, echo=echo, pool_size=8, max_overflow=8, pool_timeout=POOL_TIMEOUT_SECONDS
+        )
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

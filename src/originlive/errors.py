@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,17 @@ class PayloadTooLarge(OriginliveError):
     status = 413
     title = "Payload too large"
     slug = "payload-too-large"
+
+
+class Busy(OriginliveError):
+    """More requests at once than the database's connections serve: try again in a moment."""
+
+    status = 503
+    title = "Busy"
+    slug = "busy"
+
+    def __init__(self, detail: str = "Too many requests at once; try again in a moment.") -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class RateLimited(OriginliveError):
@@ -173,6 +185,22 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, detail, slug=slug, headers=getattr(exc, "headers", None))
 
 
+def domain_error(exc: Exception) -> OriginliveError | None:
+    """What an error means to the caller: our own errors as they are, and a database pool
+    with no connection free in time (``db.POOL_TIMEOUT_SECONDS``) as ``Busy``; else None."""
+    if isinstance(exc, OriginliveError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return Busy()
+    return None
+
+
+async def _busy(request: Request, exc: Exception) -> JSONResponse:
+    error = domain_error(exc)
+    assert error is not None
+    return await _domain_error(request, error)
+
+
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return internal_error()
@@ -188,6 +216,9 @@ def internal_error() -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem-JSON handlers on the app."""
     app.add_exception_handler(OriginliveError, _domain_error)
+    # Not under ``Exception``: Starlette logs and raises that again after answering, and a
+    # surge would fill the log with tracebacks of a busy pool.
+    app.add_exception_handler(PoolTimeout, _busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,6 +4,7 @@ frames go through ASGI ``send``; and rooms of shops not yet approved."""
 import json
 from typing import Any
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.testclient import TestClient, WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
@@ -143,3 +144,23 @@ def _rejected_shops_room(client: TestClient) -> None:
     assert sku["stock"] == 50  # the offer's ten units are back
     session = client.get(f"/api/v1/live-sessions/{live['id']}", headers=operator).json()
     assert session["status"] == "ended"
+
+
+def test_a_room_that_cannot_be_read_in_time_says_busy(settings: Settings) -> None:
+    """Every database connection taken: the socket is told to come back (4503), at once."""
+    with TestClient(create_app(settings)) as client:
+        assert client.portal is not None
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        held = []
+        try:
+            while True:
+                try:
+                    held.append(client.portal.call(engine.connect))
+                except PoolTimeout:
+                    break
+            with client.websocket_connect("/ws/live/1") as socket:
+                assert socket.receive_json()["code"] == "busy"
+                assert _close_code(socket) == 4503
+        finally:
+            for connection in held:
+                client.portal.call(connection.close)

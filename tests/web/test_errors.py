@@ -1,10 +1,13 @@
 """Browsers get error pages; API clients keep problem JSON."""
 
+import time
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from originlive.accounts.deps import CurrentUser
+from originlive.db import POOL_TIMEOUT_SECONDS
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en"}
 
@@ -49,3 +52,27 @@ async def test_missing_static_files_and_methods(client: httpx.AsyncClient) -> No
     wrong_method = await client.put("/login", headers=HTML)
     assert wrong_method.status_code == 405 and "<h1>Not allowed</h1>" in wrong_method.text
     assert (await client.get("/static/site.css")).headers["content-type"].startswith("text/css")
+
+
+async def test_no_connection_free_in_time_is_a_quick_503_to_try_again(app, client) -> None:
+    """Under a surge a request that finds every database connection taken is told to come
+    back in a second, after at most POOL_TIMEOUT_SECONDS: not a 500 after half a minute."""
+    held = []
+    try:
+        while True:  # take every connection the pool has
+            try:
+                held.append(await app.state.engine.connect())
+            except PoolTimeout:
+                break
+        started = time.monotonic()
+        api = await client.get("/api/v1/shops")
+        assert api.status_code == 503, api.text
+        assert api.headers["retry-after"] == "1" and api.json()["type"] == "/problems/busy"
+        page = await client.get("/", headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
+        assert page.status_code == 503 and "现在人太多了" in page.text
+        assert page.headers["retry-after"] == "1"
+        assert time.monotonic() - started < 2 * POOL_TIMEOUT_SECONDS + 1
+    finally:
+        for connection in held:
+            await connection.close()
+    assert (await client.get("/api/v1/shops")).status_code == 200  # and then it serves again

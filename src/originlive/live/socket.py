@@ -18,11 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pydantic_core
 from redis.exceptions import RedisError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind, User
+from originlive.errors import Busy
 from originlive.inputs import MAX_ID, json_value
 from originlive.live.models import SanctionKind
 from originlive.live.rooms import Hub, Room, Viewer, frame
@@ -80,6 +82,8 @@ class LiveRoomRoute:
             await self._serve(int(match[1]), scope, receive, send)
         except _Refused as exc:
             await _refuse(send, exc.status, exc.detail)
+        except PoolTimeout:  # reading the room or the viewer, before the socket is accepted
+            await _refuse(send, Busy.status, Busy().detail)
 
     async def _serve(self, session_id: int, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = self.state.hub
@@ -211,10 +215,10 @@ def _same_origin(scope: Scope) -> bool:
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
-    """Accept, say why not, and close with 4000 + the HTTP status (4401, 4403, 4404): a
+    """Accept, say why not, and close with 4000 + the HTTP status (4401, 4403, 4404, 4503): a
     browser's WebSocket shows the close code and reason, never a refused handshake's status."""
     await send({"type": "websocket.accept"})
-    code = {401: "not_authenticated", 403: "forbidden", 404: "not_found"}[status]
+    code = {401: "not_authenticated", 403: "forbidden", 404: "not_found", 503: "busy"}[status]
     error = {"type": "error", "code": code, "detail": detail}
     await send({"type": "websocket.send", "text": pydantic_core.to_json(error).decode()})
     await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})

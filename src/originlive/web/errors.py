@@ -13,9 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from originlive.errors import OriginliveError
+from originlive.errors import OriginliveError, domain_error
 from originlive.web.deps import sign_in_first
 from originlive.web.templating import LANG_COOKIE, N_, gettext, render, use_language
 
@@ -39,6 +40,7 @@ _PAGES = {
     422: (N_("Invalid request"), N_("Some of what was sent is not valid.")),
     429: (N_("Too many attempts"), N_("Wait a little and try again.")),
     500: (N_("Something went wrong"), N_("Something went wrong on our side. Try again later.")),
+    503: (N_("Busy right now"), N_("Many people are here at once. Try again in a moment.")),
 }
 _OTHER = (N_("Request failed"), N_("The request could not be completed."))
 
@@ -87,8 +89,8 @@ def _login_redirect(request: Request) -> Response:
 
 
 def _status_of(exc: Exception) -> tuple[int, Mapping[str, str] | None]:
-    if isinstance(exc, OriginliveError):
-        return exc.status, exc.headers
+    if (error := domain_error(exc)) is not None:
+        return error.status, error.headers
     if isinstance(exc, StarletteHTTPException):
         return exc.status_code, exc.headers
     if isinstance(exc, RequestValidationError):
@@ -117,5 +119,6 @@ def _html_or(json_handler: Handler) -> Handler:
 
 def install_html_error_pages(app: FastAPI) -> None:
     """Wrap the problem-JSON handlers (install those first) so browsers get error pages."""
-    for exc_class in (OriginliveError, RequestValidationError, StarletteHTTPException, Exception):
+    handled = (OriginliveError, PoolTimeout, RequestValidationError, StarletteHTTPException)
+    for exc_class in (*handled, Exception):
         app.add_exception_handler(exc_class, _html_or(app.exception_handlers[exc_class]))
