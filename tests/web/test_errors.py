@@ -1,6 +1,5 @@
 """Browsers get error pages; API clients keep problem JSON."""
 
-import time
 from typing import Any
 
 import httpx
@@ -57,6 +56,7 @@ async def test_missing_static_files_and_methods(client: httpx.AsyncClient) -> No
 async def test_no_connection_free_in_time_is_a_quick_503_to_try_again(app, client) -> None:
     """Under a surge a request that finds every database connection taken is told to come
     back in a second, after at most POOL_TIMEOUT_SECONDS: not a 500 after half a minute."""
+    assert app.state.engine.pool.timeout() == POOL_TIMEOUT_SECONDS  # not SQLAlchemy's 30 s
     held = []
     try:
         while True:  # take every connection the pool has
@@ -64,14 +64,12 @@ async def test_no_connection_free_in_time_is_a_quick_503_to_try_again(app, clien
                 held.append(await app.state.engine.connect())
             except PoolTimeout:
                 break
-        started = time.monotonic()
         api = await client.get("/api/v1/shops")
         assert api.status_code == 503, api.text
         assert api.headers["retry-after"] == "1" and api.json()["type"] == "/problems/busy"
         page = await client.get("/", headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
         assert page.status_code == 503 and "现在人太多了" in page.text
         assert page.headers["retry-after"] == "1"
-        assert time.monotonic() - started < 2 * POOL_TIMEOUT_SECONDS + 1
     finally:
         for connection in held:
             await connection.close()
