@@ -76,6 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings.resolved_database_url, echo=settings.db_echo)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    jobs_engine = create_engine(settings.resolved_database_url, echo=settings.db_echo, jobs=True)
+    jobs = create_sessionmaker(jobs_engine)  # the rooms' and the media's background work
     redis: Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
@@ -101,7 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     banned = settings.banned_words_file or moderation.DEFAULT_LIST
     app.state.hub = hub = Hub(
         broker=broker,
-        sessionmaker=app.state.sessionmaker,
+        sessionmaker=jobs,
         limiter=limiter,
         banned_words=moderation.BannedWords.from_file(banned),
         comment_limit=settings.comment_limit,
@@ -119,7 +121,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gate: Gate = RedisGate(redis, reader) if redis is not None else NoGate()
     app.state.gate = gate
     app.state.media = media = Media(
-        settings=settings, sessionmaker=app.state.sessionmaker, hub=hub, writer=writer, gate=gate
+        settings=settings, sessionmaker=jobs, hub=hub, writer=writer, gate=gate
     )
     await media.start()
     # The catalog tells the features above it when a shop or product stops selling.
@@ -157,6 +159,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await reader.close()
         if redis is not None:
             await redis.aclose()
+        await jobs_engine.dispose()
         await engine.dispose()
 
 

@@ -83,22 +83,25 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for the URL, with SQLite tuned for a server."""
+def create_engine(url: str, *, echo: bool = False, jobs: bool = False) -> AsyncEngine:
+    """An async engine for the URL, with SQLite tuned for a server.
+
+    ``jobs``: a small pool of its own for the process's background work (the live rooms'
+    second, the media sweep), so that a surge of requests, which may find the requests' pool
+    full, never starves it; a job waits its turn there rather than failing.
+    """
+    pool: dict[str, Any]
+    if jobs:
+        pool = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 30}
+    elif is_sqlite(url):
+        pool = {"pool_size": 8, "max_overflow": 8, "pool_timeout": POOL_TIMEOUT_SECONDS}
+    else:
+        pool = {"pool_size": 10, "max_overflow": 20, "pool_timeout": POOL_TIMEOUT_SECONDS}
     if is_sqlite(url):
-        engine = create_async_engine(
-            url, echo=echo, pool_size=8, max_overflow=8, pool_timeout=POOL_TIMEOUT_SECONDS
-        )
+        engine = create_async_engine(url, echo=echo, **pool)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=10,
-        max_overflow=20,
-        pool_pre_ping=True,
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-    )
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, **pool)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
