@@ -146,10 +146,21 @@ def _rejected_shops_room(client: TestClient) -> None:
     assert session["status"] == "ended"
 
 
-def test_a_room_that_cannot_be_read_in_time_says_busy(settings: Settings) -> None:
-    """Every database connection taken: the socket is told to come back (4503), at once."""
+def test_a_viewer_who_cannot_be_read_in_time_is_told_busy(settings: Settings) -> None:
+    """Every connection of the requests' pool taken: a signed-in viewer, whom the socket must
+    look up, is told to come back (4503), at once; the room itself is read by the rooms' own
+    pool."""
+    settings.auto_approve_shops = True
     with TestClient(create_app(settings)) as client:
         assert client.portal is not None
+        token = _token(client, "busy-viewer@example.com")
+        merchant = {"Authorization": f"Bearer {token}"}
+        shop = client.post(
+            "/api/v1/shops", json={"name": "忙碌的果园", "region_code": "610431"}, headers=merchant
+        ).json()
+        live = client.post(
+            "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "人多"}, headers=merchant
+        ).json()
         engine = client.app.state.engine  # type: ignore[attr-defined]
         held = []
         try:
@@ -158,9 +169,10 @@ def test_a_room_that_cannot_be_read_in_time_says_busy(settings: Settings) -> Non
                     held.append(client.portal.call(engine.connect))
                 except PoolTimeout:
                     break
-            with client.websocket_connect("/ws/live/1") as socket:
+            with client.websocket_connect(f"/ws/live/{live['id']}?token={token}") as socket:
                 assert socket.receive_json()["code"] == "busy"
                 assert _close_code(socket) == 4503
         finally:
             for connection in held:
                 client.portal.call(connection.close)
+            client.portal.call(empty_database, client.app.state.sessionmaker)  # type: ignore[attr-defined]
