@@ -77,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     jobs_engine = create_engine(settings.resolved_database_url, echo=settings.db_echo, jobs=True)
-    jobs = create_sessionmaker(jobs_engine)  # the rooms' and the media's background work
+    jobs = create_sessionmaker(jobs_engine)  # the rooms', the media's, the sandbox courier's
     redis: Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
@@ -129,7 +129,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Derived once: the platform's secret may live in a file, read on each call otherwise.
     app.state.sandbox_secret = sandbox.webhook_secret(settings.resolved_secret_key)
     app.state.webhook_delivery = delivery = WebhookDelivery(
-        engine,
+        jobs_engine,
         url=settings.resolved_public_url + "/api/v1/payments/sandbox/webhook",
         secret=app.state.sandbox_secret,
     )

@@ -87,8 +87,9 @@ def create_engine(url: str, *, echo: bool = False, jobs: bool = False) -> AsyncE
     """An async engine for the URL, with SQLite tuned for a server.
 
     ``jobs``: a small pool of its own for the process's background work (the live rooms'
-    second, the media sweep), so that a surge of requests, which may find the requests' pool
-    full, never starves it; a job waits its turn there rather than failing.
+    second, the media sweep, the sandbox gateway's courier), so that a surge of requests,
+    which may find the requests' pool full, never starves it; a job waits its turn there
+    rather than failing.
     """
     pool: dict[str, Any]
     if jobs:
