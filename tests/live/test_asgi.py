@@ -26,12 +26,7 @@ def test_the_room_through_asgi_send_and_a_pending_shops_room(settings: Settings)
     settings.auto_approve_shops = False
     with TestClient(create_app(settings)) as client:
         merchant = {"Authorization": f"Bearer {_token(client, 'grower@example.com')}"}
-        shop = client.post(
-            "/api/v1/shops", json={"name": "待审果园", "region_code": "610431"}, headers=merchant
-        ).json()
-        live = client.post(
-            "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "试播"}, headers=merchant
-        ).json()
+        shop, live = _shop_and_session(client, merchant, "待审果园")
         room = f"/ws/live/{live['id']}"
         with client.websocket_connect(room) as socket:  # not approved: not there
             assert socket.receive_json()["code"] == "not_found"
@@ -55,6 +50,19 @@ def test_the_room_through_asgi_send_and_a_pending_shops_room(settings: Settings)
                 "buyer",
             )
             assert talker.receive_json()["seq"] == said["seq"]
+
+
+def _shop_and_session(
+    client: TestClient, merchant: dict[str, str], name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new shop of the merchant's in Wugong, and a session of it scheduled."""
+    shop = client.post(
+        "/api/v1/shops", json={"name": name, "region_code": "610431"}, headers=merchant
+    ).json()
+    live = client.post(
+        "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "开播"}, headers=merchant
+    ).json()
+    return shop, live
 
 
 def _close_code(socket: WebSocketTestSession) -> int:
@@ -93,9 +101,7 @@ def test_a_rejected_shops_room_closes_and_its_offer_ends(settings: Settings) -> 
 def _rejected_shops_room(client: TestClient) -> None:
     assert client.portal is not None
     merchant = {"Authorization": f"Bearer {_token(client, 'orchard@example.com')}"}
-    shop = client.post(
-        "/api/v1/shops", json={"name": "将被叫停的果园", "region_code": "610431"}, headers=merchant
-    ).json()
+    shop, live = _shop_and_session(client, merchant, "将被叫停的果园")
     product = client.post(
         f"/api/v1/shops/{shop['id']}/products",
         json={"title": "猕猴桃", "origin_region_code": "610431",
@@ -103,9 +109,6 @@ def _rejected_shops_room(client: TestClient) -> None:
         headers=merchant,
     ).json()  # fmt: skip
     sku_id = product["skus"][0]["id"]
-    live = client.post(
-        "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "开播"}, headers=merchant
-    ).json()
     assert client.post(f"/api/v1/live-sessions/{live['id']}/start", headers=merchant).is_success
     offer = client.post(
         f"/api/v1/live-sessions/{live['id']}/offers",
@@ -154,13 +157,7 @@ def test_a_viewer_who_cannot_be_read_in_time_is_told_busy(settings: Settings) ->
     with TestClient(create_app(settings)) as client:
         assert client.portal is not None
         token = _token(client, "busy-viewer@example.com")
-        merchant = {"Authorization": f"Bearer {token}"}
-        shop = client.post(
-            "/api/v1/shops", json={"name": "忙碌的果园", "region_code": "610431"}, headers=merchant
-        ).json()
-        live = client.post(
-            "/api/v1/live-sessions", json={"shop_id": shop["id"], "title": "人多"}, headers=merchant
-        ).json()
+        _shop, live = _shop_and_session(client, {"Authorization": f"Bearer {token}"}, "忙碌的果园")
         engine = client.app.state.engine  # type: ignore[attr-defined]
         held = []
         try:
