@@ -68,13 +68,20 @@ async def go_live(session: AsyncSession, hub: Hub, *, live: LiveSession) -> Live
 
 
 async def end(
-    session: AsyncSession, hub: Hub, writer: OrderWriter, gate: Gate, *, live: LiveSession
+    session: AsyncSession,
+    hub: Hub,
+    writer: OrderWriter,
+    gate: Gate,
+    *,
+    live: LiveSession,
+    closed: bool = False,
 ) -> LiveSession:
-    """End the session: the room is told, and its open offers end (their unsold units go
-    back to the SKUs)."""
+    """End the session: the room is told (``closed``: it shuts for good, everyone in it put
+    out), and its open offers end (their unsold units go back to the SKUs)."""
     live = await service.end(session, live=live)
     announce(session, hub, live, "pin", offer=None)
-    announce(session, hub, live, "status", status=live.status.value)
+    shut = {"closed": True} if closed else {}
+    announce(session, hub, live, "status", status=live.status.value, **shut)
     open_offers = [
         o
         for o in await service.offers_of(session, session_ids=[live.id])
@@ -105,17 +112,14 @@ class StopSelling:
         """The shop's live sessions end and their rooms close: everyone in them is put out
         and no one gets in again (the rooms of a shop not approved are not there)."""
         for live in await service.live_of_shop(session, shop_id=shop_id):
-            await service.end(session, live=live)
-            announce(session, self.hub, live, "pin", offer=None)
-            announce(session, self.hub, live, "status", status=live.status.value, closed=True)
+            await end(session, self.hub, self.writer, self.gate, live=live, closed=True)
             put_out(session, self.media, live)
         self._sweep(session)
 
     async def product_hidden(self, session: AsyncSession, *, product_id: int) -> None:
         """Rooms pinning an offer of the product take it down."""
         for live in await service.pinning_product(session, product_id=product_id):
-            await service.unpin(session, live=live)
-            announce(session, self.hub, live, "pin", offer=None)
+            await take_down(session, self.hub, live=live)
         self._sweep(session)
 
     def _sweep(self, session: AsyncSession) -> None:
@@ -196,10 +200,15 @@ async def pin(
     await audit(session, user, "live.pin", live, offer_id=offer.id)
 
 
-async def unpin(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> None:
-    """Take the pinned offer down."""
+async def take_down(session: AsyncSession, hub: Hub, *, live: LiveSession) -> None:
+    """Take the pinned offer down; the room is told once committed."""
     await service.unpin(session, live=live)
     announce(session, hub, live, "pin", offer=None)
+
+
+async def unpin(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> None:
+    """Take the pinned offer down by hand."""
+    await take_down(session, hub, live=live)
     await audit(session, user, "live.unpin", live)
 
 
