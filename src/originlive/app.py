@@ -59,6 +59,7 @@ from originlive.payments.service import WebhookDelivery
 from originlive.realtime.broker import Broker, MemoryBroker, RedisBroker
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
+from originlive.routing import Router
 from originlive.settings import Settings, get_settings
 from originlive.web import pages as web_pages
 from originlive.web.errors import install_html_error_pages
@@ -227,6 +228,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments_buy.router,
         payments_console.router,
     ):
+        if not isinstance(router, Router):  # the quick refusal of other features' paths
+            raise TypeError(f"{router!r} is not an originlive.routing.Router")
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     settings.media_dir.mkdir(parents=True, exist_ok=True)

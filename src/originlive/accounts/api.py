@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from originlive.accounts import schemas, service
@@ -10,9 +10,10 @@ from originlive.accounts.deps import CurrentUser, bearer_scheme
 from originlive.accounts.models import TokenKind
 from originlive.db import SessionDep
 from originlive.errors import NotAuthenticated, RateLimited
+from originlive.routing import Router
 from originlive.settings import Settings
 
-router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+router = Router(prefix="/api/v1/auth", tags=["accounts"])
 
 
 def _login_keys(request: Request, email: str) -> tuple[str, str]:

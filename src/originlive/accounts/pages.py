@@ -4,7 +4,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -14,13 +14,14 @@ from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.models import TokenKind
 from originlive.db import SessionDep
 from originlive.errors import Conflict, RateLimited
+from originlive.routing import Router
 from originlive.settings import Settings
 from originlive.web.csrf import forget_pre_session, pre_session_valid
 from originlive.web.deps import Viewer
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
-router = APIRouter(tags=["pages"], include_in_schema=False)
+router = Router(tags=["pages"], include_in_schema=False)
 
 # Printable ASCII only: browsers drop tabs and newlines from URLs, so "/\t/evil.example"
 # would become "//evil.example"; "//" and "/\" are other sites to a browser.

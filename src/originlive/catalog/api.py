@@ -4,7 +4,7 @@ from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi import File, Query, Request, Response, UploadFile, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, Operator, OptionalUser
@@ -26,8 +26,9 @@ from originlive.catalog.storage import ImageStorage
 from originlive.db import SessionDep
 from originlive.inputs import MAX_ID
 from originlive.regions.models import Region
+from originlive.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = Router(prefix="/api/v1", tags=["catalog"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=100_000)]

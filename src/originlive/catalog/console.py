@@ -9,7 +9,7 @@ cannot accept what the API refuses. Authorization is the API's: ``OwnedShop`` an
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -28,12 +28,13 @@ from originlive.catalog.models import Product, ProductStatus, ProvenanceKind, Sh
 from originlive.catalog.storage import UnsupportedImage
 from originlive.db import SessionDep
 from originlive.errors import Conflict, InvalidInput, PayloadTooLarge
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 Line = Annotated[str, Form(max_length=200)]
 Text = Annotated[str, Form(max_length=6000)]

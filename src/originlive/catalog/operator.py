@@ -7,7 +7,7 @@ the answer's list replaces the page's own (``operator/_htmx.html``)."""
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -22,10 +22,11 @@ from originlive.catalog.pages import MAX_PAGE, PageParam
 from originlive.db import SessionDep
 from originlive.errors import NotFound
 from originlive.inputs import MAX_ID
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.templating import N_, gettext, render
 
-router = APIRouter(
+router = Router(
     prefix="/operator", tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)]
 )
 

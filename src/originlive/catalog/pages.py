@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +16,11 @@ from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.regions import service as regions
 from originlive.regions.models import Region
+from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer, sign_in_first
 from originlive.web.templating import render
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 PAGE_SIZE = 24
 # Deep pages of a public listing cost the database and help nobody; search narrows instead.

@@ -5,7 +5,7 @@ moderation and replay. What the room should show is published once the change ha
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, OptionalUser
@@ -28,8 +28,9 @@ from originlive.live.deps import (
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
 from originlive.orders.deps import StockGate, Writer
 from originlive.orders.schemas import Offer
+from originlive.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["live"])
+router = Router(prefix="/api/v1", tags=["live"])
 
 # A room event's number: with Redis it starts at Redis's clock in ms (realtime/broker.py).
 Seq = Annotated[int, Path(ge=1, le=2**53)]

@@ -10,7 +10,7 @@ same as the JSON API's, so both tell the room the same things.
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -25,12 +25,13 @@ from originlive.live.deps import RoomHub, RunSession, SessionOffer, shop_of
 from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 Line = Annotated[str, Form(max_length=200)]
 Text = Annotated[str, Form(max_length=6000)]

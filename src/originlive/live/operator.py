@@ -8,7 +8,7 @@ back to the page; where htmx has loaded, the answer's section replaces the page'
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -25,10 +25,11 @@ from originlive.live.api import Seq
 from originlive.live.deps import RoomHub, RunSession, shop_of
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
 from originlive.live.rooms import Hub
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.templating import N_, gettext, render
 
-router = APIRouter(
+router = Router(
     prefix="/operator/live",
     tags=["pages"],
     include_in_schema=False,

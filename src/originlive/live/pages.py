@@ -2,17 +2,18 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from originlive.db import SessionDep
 from originlive.live import service
 from originlive.live.deps import VisibleSession, shop_of
 from originlive.live.rooms import offer_event
+from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer
 from originlive.web.templating import render
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 HLS_JS = "/static/vendor/hls.js-1.7.4/hls.light.min.js"  # npm hls.js 1.7.4, only where needed
 

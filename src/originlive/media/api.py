@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from originlive.catalog.deps import RowId
@@ -28,10 +28,11 @@ from originlive.media import hls
 from originlive.media import service as media
 from originlive.media.ffmpeg import PLAYLIST, HlsOptions, Process, hls_command
 from originlive.media.ingest import Media
+from originlive.routing import Router
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["media"])
+router = Router(tags=["media"])
 
 
 def get_media(request: Request) -> Media:

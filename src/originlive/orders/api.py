@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi import Body, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
@@ -24,8 +24,9 @@ from originlive.orders.deps import (
     Writer,
 )
 from originlive.orders.models import OfferStatus, OrderStatus
+from originlive.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["orders"])
+router = Router(prefix="/api/v1", tags=["orders"])
 
 IdempotencyKey = Annotated[
     str,

@@ -1,6 +1,6 @@
 """JSON routes of payments, refunds and provider webhooks."""
 
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from originlive.accounts.deps import CurrentUser
 from originlive.catalog.deps import RowId
@@ -11,8 +11,9 @@ from originlive.orders import service as orders
 from originlive.orders.deps import ShopOrder, VisibleOrder, Writer, may_manage_order
 from originlive.payments import sandbox, schemas, service
 from originlive.payments.models import Payment, PaymentStatus
+from originlive.routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["payments"])
+router = Router(prefix="/api/v1", tags=["payments"])
 
 
 def _out(request: Request, payment: Payment, *, buyer: bool) -> schemas.Payment:

@@ -8,7 +8,7 @@ retry after a dropped connection, gives the same order, never two."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -22,12 +22,13 @@ from originlive.orders import service as orders
 from originlive.orders.deps import Placer, StockGate, Writer
 from originlive.orders.models import FlashOffer, Order
 from originlive.payments import sandbox, service
+from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer, sign_in_first
 from originlive.web.forms import refused_field, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 Line = Annotated[str, Form(max_length=200)]
 KEY_PATTERN = r"^[A-Za-z0-9_-]{8,100}$"

@@ -5,7 +5,7 @@ money back (all or part). The work is the API's (``orders.service.ship_order``,
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -23,12 +23,13 @@ from originlive.orders.models import Order, OrderStatus
 from originlive.payments import schemas
 from originlive.payments import service as payments
 from originlive.payments.records import REFUNDABLE
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, field_errors, refused_field, typed
 from originlive.web.templating import N_, money, render
 from originlive.web.templating import gettext as _
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 Line = Annotated[str, Form(max_length=500)]
 ORDERS_PAGE = 20

@@ -6,17 +6,18 @@ has it may decide the payment, once. It needs no account and carries no session.
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse
 
 from originlive.db import SessionDep
 from originlive.errors import NotFound
 from originlive.payments import sandbox, service
 from originlive.payments.models import Payment, PaymentStatus
+from originlive.routing import Router
 from originlive.web.deps import get_viewer
 from originlive.web.templating import render
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

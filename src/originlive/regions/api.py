@@ -2,14 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import Operator
 from originlive.db import SessionDep
 from originlive.regions import schemas, service
+from originlive.routing import Router
 
-router = APIRouter(prefix="/api/v1/regions", tags=["regions"])
+router = Router(prefix="/api/v1/regions", tags=["regions"])
 
 
 @router.get("", response_model=list[schemas.Region])

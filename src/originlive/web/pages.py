@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from originlive.accounts.pages import safe_next
@@ -13,12 +13,13 @@ from originlive.db import SessionDep
 from originlive.errors import NotFound
 from originlive.live import service as live
 from originlive.live.models import SessionStatus
+from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer
 from originlive.web.templating import LANG_COOKIE, LANGUAGES, render
 
 LIVE_ON_HOME = 8  # live sessions first, then the soonest upcoming
 
-router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
+router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
 
 @router.get("/", response_class=HTMLResponse)
