@@ -41,7 +41,7 @@ async def test_an_operator_approves_one_shop_and_rejects_another_with_a_reason(
                  owner.email, "王满 · 13800000000", "关中平原的果园"):  # fmt: skip
         assert text in html, text
     assert f'action="/operator/shops/{kiwi["id"]}/approve"' in html
-    assert 'src="/static/vendor/htmx.org-2.0.11/htmx.min.js"' in html
+    assert 'src="/static/vendor/htmx.org-2.0.11/htmx.min.js?v=' in html
 
     approved = await client.post(
         f"/operator/shops/{kiwi['id']}/approve", data={"csrf_token": csrf_of(page)}

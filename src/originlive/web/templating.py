@@ -29,10 +29,11 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from originlive.accounts.deps import CSRF_FIELD
+from originlive.web.assets import STATIC_DIR as STATIC_DIR  # app.py mounts it from here
+from originlive.web.assets import static_url
 from originlive.web.csrf import FormToken
 
 WEB_DIR = Path(__file__).parent
-STATIC_DIR = WEB_DIR / "static"
 PACKAGE_DIR = WEB_DIR.parent
 LOCALE_DIR = WEB_DIR / "locale"
 CURRENCY_SYMBOLS = {"CNY": "¥"}
@@ -175,6 +176,7 @@ def _environment() -> jinja2.Environment:
     env.filters["money"] = money
     env.filters["local"] = local
     env.globals["query"] = query
+    env.globals["static"] = static_url  # /static/site.css?v=<hash>: cached for a year
     env.globals["languages"] = LANGUAGES
     env.globals["csrf_field_name"] = CSRF_FIELD
     return env
