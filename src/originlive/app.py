@@ -18,7 +18,10 @@ from starlette.types import Receive, Scope, Send
 from originlive import __version__
 from originlive.accounts import api as accounts_api
 from originlive.accounts import pages as accounts_pages
+from originlive.accounts import security
+from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.tokencache import TokenCache
+from originlive.asgi import HealthRoute
 from originlive.batching import (
     BatchReader,
     BatchWriter,
@@ -62,8 +65,11 @@ from originlive.regions import api as regions_api
 from originlive.routing import Router
 from originlive.settings import Settings, get_settings
 from originlive.web import pages as web_pages
+from originlive.web.assets import StaticRoute
+from originlive.web.deps import SessionViewers, SignedIn
 from originlive.web.errors import install_html_error_pages
-from originlive.web.templating import STATIC_DIR, LanguageMiddleware
+from originlive.web.pagecache import PageCache, PageRoute
+from originlive.web.templating import LANG_COOKIE, STATIC_DIR, LanguageMiddleware, pick_language
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +82,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redact_tokens_in_server_logs()  # after uvicorn has set its logging up
     engine = create_engine(settings.resolved_database_url, echo=settings.db_echo)
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    pages: PageCache = app.state.page_cache
+    app.state.sessionmaker = create_sessionmaker(engine, on_commit=pages.committed)
+    app.state.session_viewers = viewers = SessionViewers(app.state.sessionmaker)
+    pages.on_forget.append(viewers.forget_users)
     jobs_engine = create_engine(settings.resolved_database_url, echo=settings.db_echo, jobs=True)
-    jobs = create_sessionmaker(jobs_engine)  # the rooms', the media's, the sandbox courier's
+    # the rooms', the media's, the sandbox courier's
+    jobs = create_sessionmaker(jobs_engine, on_commit=pages.committed)
     redis: Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
@@ -175,16 +185,35 @@ def _tune_garbage_collector() -> None:
 
 
 class OriginliveApp(FastAPI):
-    """FastAPI, with the flash-order route (``orders/fastpath``), HLS for players
-    (``media/fastpath``) and the live rooms' sockets (``live/socket``) in front of its whole
+    """FastAPI, with the health check, the flash-order route (``orders/fastpath``), HLS for
+    players (``media/fastpath``), shared pages (``web/pagecache``), static files
+    (``web/assets``) and the live rooms' sockets (``live/socket``) in front of its whole
     stack."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        rooms = LiveRoomRoute(super().__call__, state=self.state)
-        players = HlsRoute(rooms, state=self.state)
+        self.state.settings = settings
+        self.state.page_cache = cache = PageCache(max_age=settings.page_cache_seconds)
+        secret = settings.resolved_secret_key
+        assets = StaticRoute(super().__call__, directory=STATIC_DIR)
+        rooms = LiveRoomRoute(assets, state=self.state)
+        pages = PageRoute(
+            rooms,
+            cache=cache,
+            session_cookie=SESSION_COOKIE,
+            lang_cookie=LANG_COOKIE,
+            language=pick_language,
+            viewer=self._viewer,
+            csrf=lambda session_token: security.csrf_token(secret, session_token),
+        )
+        players = HlsRoute(pages, state=self.state)
+        orders = FlashOrderRoute(players, state=self.state)
         # Outermost, so that every response has it: the fast paths', and FastAPI's 500s.
-        self._front = NoSniffMiddleware(FlashOrderRoute(players, state=self.state))
+        self._front = NoSniffMiddleware(HealthRoute(orders))
+
+    async def _viewer(self, session_token: str) -> SignedIn | None:
+        viewers: SessionViewers = self.state.session_viewers  # the lifespan's
+        return await viewers(session_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)
@@ -194,12 +223,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI application for the given settings (the environment's by default)."""
     settings = settings or get_settings()
     app = OriginliveApp(
+        settings=settings,
         title="originlive",
         version=__version__,
         summary="Live commerce from the place of origin.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
     install_error_handlers(app)
     install_html_error_pages(app)  # browsers get pages, /api/* keeps problem JSON
     app.add_middleware(LanguageMiddleware)
@@ -234,9 +263,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
-
-    @app.get("/healthz", tags=["ops"], include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return app

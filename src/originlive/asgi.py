@@ -1,7 +1,8 @@
-"""Answering on ASGI directly, for the routes in front of FastAPI's stack (the flash order,
-HLS for players): what they send is plain bytes with a length and a few headers."""
+"""Answering on ASGI directly, for the routes in front of FastAPI's stack (the health check,
+the flash order, HLS for players, shared pages): what they send is plain bytes with a length
+and a few headers."""
 
-from starlette.types import Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 async def respond(
@@ -12,3 +13,20 @@ async def respond(
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class HealthRoute:
+    """``GET /healthz``: ``{"status": "ok"}`` while the process serves, before anything else
+    (a load balancer asks it every few seconds; it needs no routing, nor the database)."""
+
+    PATH = "/healthz"
+    BODY = b'{"status":"ok"}'
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.PATH and scope["method"] == "GET":
+            await respond(send, 200, self.BODY, b"application/json")
+            return
+        await self.app(scope, receive, send)

@@ -1,6 +1,6 @@
 """Engine, sessions and the declarative base shared by every feature."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints let Alembic drop and alter them on SQLite (batch mode) and PostgreSQL alike.
@@ -105,9 +105,46 @@ def create_engine(url: str, *, echo: bool = False, jobs: bool = False) -> AsyncE
     return create_async_engine(url, echo=echo, pool_pre_ping=True, **pool)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+Committed = Callable[[set[object]], None]
+_ON_COMMIT = "on_commit"
+_CHANGED = "changed"
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, *, on_commit: Committed | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit.
+
+    ``on_commit``, if given, is told after each commit of these sessions which objects the
+    transaction added, changed or deleted through the ORM (not what plain SQL statements
+    wrote): the pages' cache (``web.pagecache``) forgets the pages that showed them. It runs
+    inside the commit's call, so it must be quick and must not raise.
+    """
+    info = {_ON_COMMIT: on_commit} if on_commit is not None else {}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+def changed(session: AsyncSession, *objects: object) -> None:
+    """Tell the commit's observer of rows written with plain statements, which it cannot see:
+    ``objects`` stand for them (a transient ``ShopFollow(user_id=..., shop_id=...)``, say)."""
+    if _ON_COMMIT in session.info:
+        session.info.setdefault(_CHANGED, set()).update(objects)
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_changes(session: Session, _flush_context: Any) -> None:
+    if _ON_COMMIT in session.info:
+        changed = session.info.setdefault(_CHANGED, set())
+        changed.update(session.new, session.dirty, session.deleted)
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_changes(session: Session) -> None:
+    # What a rolled-back flush had changed stays in the set: a later commit of the same
+    # session then forgets a page or two more than it had to, which costs a render.
+    changed = session.info.pop(_CHANGED, None)
+    if changed:
+        session.info[_ON_COMMIT](changed)
 
 
 @asynccontextmanager

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     order_ttl_seconds: int = Field(
         default=15 * 60, ge=10, description="How long an unpaid order holds its units."
     )
+    page_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="How long a shared page (room, product, home) is kept at most; pages are "
+        "forgotten at once when what they show changes in this process; 0 turns it off.",
+    )
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often unpaid orders expire and offers end."
     )

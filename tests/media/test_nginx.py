@@ -199,7 +199,7 @@ async def test_nginx_takes_the_streams_and_the_app_keeps_the_sessions(
         wrong = await client.post(f"{app_url}{hook}?secret=wrong", data={"name": key})
         assert wrong.status_code == 403
     assert (await session())["status"] == "scheduled"
-    # Styles and scripts reach slow phones compressed; the app itself sends them as they are.
+    # Styles and scripts reach slow phones compressed, through nginx as from the app itself.
     async with httpx.AsyncClient() as client:
         script = "/static/vendor/hls.js-1.7.4/hls.light.min.js"
         packed = await client.get(f"{front.url}{script}", headers={"Accept-Encoding": "gzip"})

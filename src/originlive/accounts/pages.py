@@ -189,6 +189,7 @@ async def logout(request: Request, session: SessionDep, viewer: Viewer) -> Respo
     token: str | None = getattr(request.state, "session_token", None)
     if viewer is not None and token:
         await service.revoke_token(session, token=token)
+        request.app.state.session_viewers.forget(token)  # the pages' cache of who is who
     settings: Settings = request.app.state.settings
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(

@@ -12,12 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.models import User
 from originlive.catalog import schemas, service
 from originlive.catalog.deps import Storage, VisibleProduct, VisibleShop, can_manage, on_sale
-from originlive.catalog.models import Product, ProductStatus, Shop, ShopStatus
+from originlive.catalog.models import (
+    Product,
+    ProductImage,
+    ProductStatus,
+    ProvenanceEntry,
+    Shop,
+    ShopStatus,
+    Sku,
+)
 from originlive.db import SessionDep
 from originlive.regions import service as regions
 from originlive.regions.models import Region
 from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer, sign_in_first
+from originlive.web.pagecache import Shared, watch
 from originlive.web.templating import render
 
 router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
@@ -113,7 +122,14 @@ async def product_page(
         "manages": can_manage(viewer, product.shop),
         "image_url": storage.url,
     }
-    return render(request, "catalog/product.html", context)
+    # The same for every viewer who does not manage the shop (web.pagecache).
+    shop = product.shop
+    shared = Shared(
+        tags=(f"product:{product.id}", f"shop:{shop.id}"),
+        only_if=lambda viewer: not can_manage(viewer, shop),
+    )
+    personal = bool(context["manages"])
+    return render(request, "catalog/product.html", context, shared=shared, personal=personal)
 
 
 @router.get("/shops/{shop_id}", response_class=HTMLResponse)
@@ -186,3 +202,11 @@ async def unfollow(
         return sign_in_first(f"/shops/{shop.id}")
     await service.unfollow(session, user=viewer, shop=shop)
     return await _after_follow(request, session, shop, viewer)
+
+
+# What a product's page, its shop's and the listings (the home page) show of each row.
+watch(Shop, lambda shop: (f"shop:{shop.id}", "listing"))
+watch(Product, lambda product: (f"product:{product.id}", f"shop:{product.shop_id}", "listing"))
+watch(Sku, lambda sku: (f"product:{sku.product_id}", "listing"))
+watch(ProductImage, lambda image: (f"product:{image.product_id}", "listing"))
+watch(ProvenanceEntry, lambda entry: (f"product:{entry.product_id}",))

@@ -26,7 +26,7 @@ from originlive.catalog.models import (
     Sku,
 )
 from originlive.catalog.storage import ImageStorage, clean_image
-from originlive.db import after_commit
+from originlive.db import after_commit, changed
 from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.regions import service as regions
 from originlive.regions.models import Region
@@ -240,6 +240,7 @@ async def follow(session: AsyncSession, *, user: User, shop: Shop) -> None:
         .values(user_id=user.id, shop_id=shop.id)
         .on_conflict_do_nothing(index_elements=["user_id", "shop_id"])
     )
+    changed(session, ShopFollow(user_id=user.id, shop_id=shop.id))  # the viewer's home page
 
 
 async def unfollow(session: AsyncSession, *, user: User, shop: Shop) -> None:
@@ -247,6 +248,7 @@ async def unfollow(session: AsyncSession, *, user: User, shop: Shop) -> None:
     await session.execute(
         delete(ShopFollow).where(ShopFollow.user_id == user.id, ShopFollow.shop_id == shop.id)
     )
+    changed(session, ShopFollow(user_id=user.id, shop_id=shop.id))
 
 
 async def follows(session: AsyncSession, *, user_id: int, shop_id: int) -> bool:

@@ -26,6 +26,7 @@ from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
 from originlive.routing import Router
+from originlive.web.assets import static_url
 from originlive.web.deps import get_viewer
 from originlive.web.forms import cents, error_on, field_errors, moment, refused_field, typed, whole
 from originlive.web.templating import N_, render
@@ -38,7 +39,7 @@ Text = Annotated[str, Form(max_length=6000)]
 SESSIONS_PAGE = 50
 RECENT_ORDERS = 10
 PAST = dt.timedelta(minutes=5)  # "now", typed a little late, is still now
-HTMX = "/static/vendor/htmx.org-2.0.11/htmx.min.js"  # npm htmx.org 2.0.11
+HTMX = "vendor/htmx.org-2.0.11/htmx.min.js"  # npm htmx.org 2.0.11
 
 MESSAGES = {
     "title": N_("Enter a title of up to 120 characters."),
@@ -139,7 +140,7 @@ async def _control_page(
         for sku in product.skus
     ]
     context = {
-        "shop": shop, "live": live, "tab": "live", "htmx": HTMX, "skus": skus,
+        "shop": shop, "live": live, "tab": "live", "htmx": static_url(HTMX), "skus": skus,
         "ingest_url": request.app.state.settings.ingest_url,
         "values": values or {"quantity": "", "per_buyer_limit": "1", "pin": "on"},
         "errors": errors or {}, "message": message, "flash": flash,

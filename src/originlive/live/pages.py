@@ -8,14 +8,18 @@ from fastapi.responses import HTMLResponse
 from originlive.db import SessionDep
 from originlive.live import service
 from originlive.live.deps import VisibleSession, shop_of
+from originlive.live.models import LiveSession
 from originlive.live.rooms import offer_event
+from originlive.orders.models import FlashOffer
 from originlive.routing import Router
+from originlive.web.assets import static_url
 from originlive.web.deps import Viewer, get_viewer
+from originlive.web.pagecache import Shared, watch
 from originlive.web.templating import render
 
 router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(get_viewer)])
 
-HLS_JS = "/static/vendor/hls.js-1.7.4/hls.light.min.js"  # npm hls.js 1.7.4, only where needed
+HLS_JS = "vendor/hls.js-1.7.4/hls.light.min.js"  # npm hls.js 1.7.4, only where needed
 
 
 @router.get("/live/{session_id}", response_class=HTMLResponse)
@@ -35,6 +39,14 @@ async def room(
         "pinned": offer_event(pinned) if pinned is not None else None,
         "playback_url": f"/media/hls/{live.id}/index.m3u8",
         "room_url": f"/ws/live/{live.id}",
-        "hls_js": HLS_JS,
+        "hls_js": static_url(HLS_JS),
     }
-    return render(request, "live/room.html", context)
+    # Every viewer of the room sees the same page but for who they are (web.pagecache).
+    shared = Shared(tags=(f"session:{live.id}", f"shop:{shop.id}"))
+    return render(request, "live/room.html", context, shared=shared)
+
+
+# A session's status, title or pin, and its offers, are on its room's page; the home page
+# lists live and coming sessions.
+watch(LiveSession, lambda live: (f"session:{live.id}", "listing"))
+watch(FlashOffer, lambda offer: (f"session:{offer.live_session_id}",))

@@ -15,6 +15,7 @@ from originlive.live import service as live
 from originlive.live.models import SessionStatus
 from originlive.routing import Router
 from originlive.web.deps import Viewer, get_viewer
+from originlive.web.pagecache import Shared
 from originlive.web.templating import LANG_COOKIE, LANGUAGES, render
 
 LIVE_ON_HOME = 8  # live sessions first, then the soonest upcoming
@@ -44,7 +45,12 @@ async def home(
     # The shops one follows come first, each group in the listing's order (sorted is stable).
     ordered = sorted(lives, key=lambda s: s.shop_id not in followed)
     sessions = [(s, shops[s.shop_id], s.shop_id in followed) for s in ordered]
-    return render(request, "home.html", context | {"image_url": storage.url, "lives": sessions})
+    context |= {"image_url": storage.url, "lives": sessions}
+    # The same for every viewer who follows none of the shops shown (web.pagecache); the
+    # cache's viewers carry what they follow.
+    shown = frozenset(shops)
+    shared = Shared(tags=("listing",), only_if=lambda viewer: not viewer.follows & shown)
+    return render(request, "home.html", context, shared=shared, personal=bool(followed))
 
 
 @router.get("/lang/{code}")

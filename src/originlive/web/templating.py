@@ -10,9 +10,11 @@ we have, else Chinese; it is kept in a context variable for the request
 (:class:`LanguageMiddleware`).
 """
 
+import dataclasses
 import datetime as dt
 import gettext as gettext_module
 import io
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -28,10 +30,22 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from originlive.accounts import security
 from originlive.accounts.deps import CSRF_FIELD
 from originlive.web.assets import STATIC_DIR as STATIC_DIR  # app.py mounts it from here
 from originlive.web.assets import static_url
 from originlive.web.csrf import FormToken
+from originlive.web.pagecache import (
+    ANONYMOUS,
+    PLACEHOLDERS,
+    SHARED_ROUTE,
+    SIGNED_IN,
+    Page,
+    PageCache,
+    Shared,
+    fill,
+    key_of,
+)
 
 WEB_DIR = Path(__file__).parent
 PACKAGE_DIR = WEB_DIR.parent
@@ -191,10 +205,48 @@ def render(
     context: dict[str, Any] | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    *,
+    shared: Shared | None = None,
+    personal: bool = False,
 ) -> HTMLResponse:
-    """Render a page with the signed-in ``user`` (see ``web.deps.Viewer``) and ``csrf_token()``."""
+    """Render a page with the signed-in ``user`` (see ``web.deps.Viewer``) and ``csrf_token()``.
+
+    ``shared``: the page is the same for every anonymous viewer, and for every signed-in one
+    it allows but for who they are; it is kept for them (``web.pagecache``). Its context must
+    then depend on the viewer only as ``shared.only_if`` says. ``personal``: this viewer's page
+    is their own this time (``only_if`` would refuse them), so it is not kept.
+    """
     user = getattr(request.state, "user", None)
+    if shared is not None:
+        request.scope[SHARED_ROUTE] = True
+        cache: PageCache | None = getattr(request.app.state, "page_cache", None)
+        if (
+            cache is not None
+            and cache.enabled
+            and status_code == 200
+            and request.method in ("GET", "HEAD")
+            and not personal
+            and (user is None or shared.allows(user))
+        ):
+            return _render_shared(request, cache, name, context or {}, shared, headers)
     token = FormToken(request)
+    response = _render(request, name, context, user, token, status_code, headers)
+    token.set_cookie(response)
+    if user is not None or token.used:
+        # The page shows who is signed in or carries a form token: no shared cache may keep it.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None,
+    user: Any,
+    token: Callable[[], str],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     language = _language.get()
     page = {
         "user": user,
@@ -206,9 +258,62 @@ def render(
     response = templates.TemplateResponse(
         request, name, page, status_code=status_code, headers=headers
     )
-    token.set_cookie(response)
     response.headers["Vary"] = "Accept-Language, Cookie"  # the page is in the reader's language
-    if user is not None or token.used:
-        # The page shows who is signed in or carries a form token: no shared cache may keep it.
-        response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _render_shared(
+    request: Request,
+    cache: PageCache,
+    name: str,
+    context: dict[str, Any],
+    shared: Shared,
+    headers: dict[str, str] | None,
+) -> HTMLResponse:
+    """The page as every viewer like this one sees it, kept; for a signed-in viewer, with
+    stand-ins for who they are, filled in for this one."""
+    user = getattr(request.state, "user", None)
+    if user is None:
+        stand_in = None
+        variant = ANONYMOUS
+    else:
+        stand_in = dataclasses.replace(
+            user, id=0, email=PLACEHOLDERS["email"], display_name=PLACEHOLDERS["name"]
+        )
+        variant = SIGNED_IN
+    token = _SharedToken("" if user is None else PLACEHOLDERS["csrf"])
+    response = _render(request, name, context, stand_in, token, headers=headers)
+    if user is None and token.used:  # not to be shared after all
+        return render(request, name, context, headers=headers)
+    if user is not None:
+        response.headers["Cache-Control"] = "no-store"
+    kept = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
+    body = bytes(response.body)
+    cache.put(key_of(variant, _language.get(), request.scope), Page(body, kept, shared))
+    if user is None:
+        return response
+    session_token = getattr(request.state, "session_token", "")
+    secret = request.app.state.settings.resolved_secret_key
+    values = {
+        "name": user.display_name,
+        "email": user.email,
+        "csrf": security.csrf_token(secret, session_token),
+    }
+    filled = fill(body, values)
+    response.body = filled
+    response.raw_headers = [*kept, (b"content-length", str(len(filled)).encode())]
+    return response
+
+
+class _SharedToken:
+    """A shared render's form token: for a signed-in viewer the stand-in, filled per viewer.
+    An anonymous viewer's shared page may carry none (the form would need a cookie of its
+    own), so there its use is only noted."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.used = False
+
+    def __call__(self) -> str:
+        self.used = True
+        return self.value
