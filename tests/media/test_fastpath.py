@@ -90,3 +90,19 @@ def test_files_are_read_again_when_they_change_and_kept_within_their_budget(
         raise AssertionError("a file that is gone was read")
     except FileNotFoundError:
         pass
+
+
+async def test_a_segment_written_again_under_its_name_is_sent_anew(
+    app, client: httpx.AsyncClient
+) -> None:
+    directory = stream(app, 9)
+    path = "/media/hls/9/seg00009.ts"
+    for _ in range(2):  # decided once, then answered from the route's hot segments
+        assert (await client.get(path)).content == SEGMENT + b"\x09"
+    segment = directory / "seg00009.ts"
+    stamp = segment.stat()
+    segment.write_bytes(SEGMENT + b"\x10")  # an encoder that started again: same name, size
+    os.utime(segment, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000))
+    assert (await client.get(path)).content == SEGMENT + b"\x10"
+    segment.unlink()
+    assert (await client.get(path)).status_code == 404  # FastAPI's refusal, as before

@@ -288,6 +288,11 @@ class Files:
         """How much is kept now."""
         return self._bytes
 
+    def stamp(self, path: Path) -> tuple[int, int] | None:
+        """The (mtime, size) of the file as kept, if it is."""
+        kept = self._kept.get(path)
+        return None if kept is None else kept[0]
+
     def read(self, path: Path) -> bytes:
         """The file's bytes; FileNotFoundError if it is gone."""
         stat = os.stat(path)
