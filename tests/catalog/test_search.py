@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.catalog.conftest import Catalog
+from tests.catalog.conftest import Catalog, png
 from tests.conftest import Actor
 
 
@@ -168,3 +168,124 @@ async def test_bad_search_parameters(client, shelf: Shelf) -> None:
         response = await client.get("/api/v1/products", params=params)
         assert response.status_code == 422, params
         assert response.json()["type"] == "/problems/invalid-input"
+
+
+# The search and the shop listings read pages without the ORM (service.read_product_page):
+# what they show must be what a product's own read shows, and their order and pages must be
+# those of one sort by rank and age.
+
+
+async def test_listed_products_are_shown_as_their_own_reads_show_them(
+    client: httpx.AsyncClient, make_user, catalog: Catalog
+) -> None:
+    owner = await make_user("merchant")
+    shop = await catalog.shop(owner, name="周至猕猴桃园", region_code="610124")
+    full = await catalog.product(
+        owner,
+        shop["id"],
+        title="周至翠香猕猴桃 Kiwi",
+        origin_region_code="610124",
+        skus=[
+            {"name": "大果 5斤", "price_cents": 5990, "stock": 3},
+            {"name": "小果 3斤", "price_cents": 2990, "stock": 0, "currency": "USD"},
+        ],
+        provenance=[
+            {"batch": "B2", "kind": "inspection", "date": "2026-09-22", "place": "检测站"},
+            {
+                "batch": "B1",
+                "kind": "harvest",
+                "date": "2026-09-20",
+                "place": "二号果园",
+                "place_region_code": "610124",
+                "note": "雨后采摘",
+            },
+        ],
+    )
+    photos = [(await catalog.upload(owner, full["id"], png())).json() for _ in range(2)]
+    entry = await client.post(
+        f"/api/v1/products/{full['id']}/provenance",
+        json={
+            "batch": "B1",
+            "kind": "processing",
+            "date": "2026-09-21",
+            "place": "冷库",
+            "place_region_code": "610000",
+            "photo_id": photos[1]["id"],
+        },
+        headers=owner.headers,
+    )
+    assert entry.status_code == 201, entry.text
+    other_shop = await catalog.shop(owner, name="洛川苹果社", region_code="610629")
+    await catalog.product(owner, other_shop["id"], title="洛川苹果 猕猴桃拼箱", skus=sku())
+    bare = await catalog.product(owner, shop["id"], title="猕猴桃树苗", skus=sku(1))
+
+    async def each_as_read(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            read = await client.get(f"/api/v1/products/{item['id']}", headers=owner.headers)
+            assert item == read.json()
+
+    searched = (await client.get("/api/v1/products", params={"q": "猕猴桃"})).json()
+    assert len(searched["items"]) == searched["total"] == 3
+    await each_as_read(searched["items"])
+    shown = {p["id"]: p for p in searched["items"]}[full["id"]]
+    assert [e["batch"] for e in shown["provenance"]] == ["B1", "B1", "B2"]  # oldest first
+    assert shown["provenance"][1]["photo"]["url"] == photos[1]["url"]
+    assert shown["provenance"][1]["place_region"]["path_names"] == ["陕西省"]
+    assert [i["id"] for i in shown["images"]] == [p["id"] for p in photos]
+    assert shown["shop"]["region"]["full_name"] == "陕西省 西安市 周至县"
+
+    hidden = await client.patch(
+        f"/api/v1/products/{bare['id']}", json={"status": "hidden"}, headers=owner.headers
+    )
+    assert hidden.status_code == 200
+    for headers in ({}, owner.headers):  # the owner sees the hidden one too
+        listed = await client.get(f"/api/v1/shops/{shop['id']}/products", headers=headers)
+        assert listed.status_code == 200
+        items = listed.json()["items"]
+        assert [p["id"] for p in items] == [bare["id"], full["id"]][0 if headers else 1 :]
+        await each_as_read(items)
+
+
+def _rank(title: str, words: list[str]) -> int:
+    return sum(w.lower() in title.lower() for w in words)
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "红心 猕猴桃",  # a short word (LIKE on SQLite) and a long one (the FTS5 index)
+        "猕猴桃 kiwi 礼盒",
+        "KIWI",
+        "果园",  # in the shop's name only: every title ranks 0
+    ],
+)
+async def test_pages_follow_one_order_by_words_in_title_then_newest(
+    client: httpx.AsyncClient, make_user, catalog: Catalog, q: str
+) -> None:
+    owner = await make_user("merchant")
+    shop = await catalog.shop(owner, name="秦岭果园", region_code="610124")
+    everything = "红心 猕猴桃 kiwi 礼盒"
+    titles = ["红心猕猴桃", "猕猴桃 礼盒", "红心果", "精品水果", "Kiwi 红心猕猴桃 礼盒",
+              "kiwi", "猕猴桃", "红心猕猴桃 大果", "礼盒装"]  # fmt: skip
+    ids = []
+    for title in titles:
+        made = await catalog.product(
+            owner, shop["id"], title=title, description=everything, skus=sku()
+        )
+        ids.append(made["id"])
+    words = q.split()
+    expected = sorted(ids, key=lambda i: (-_rank(titles[ids.index(i)], words), -i))
+
+    for limit in (1, 2, 3, 4, 20):
+        shown = []
+        for offset in range(0, len(ids) + limit, limit):
+            params = {"q": q, "limit": limit, "offset": offset}
+            page = (await client.get("/api/v1/products", params=params)).json()
+            assert (page["total"], page["limit"], page["offset"]) == (len(ids), limit, offset)
+            assert len(page["items"]) <= limit
+            shown += [p["id"] for p in page["items"]]
+        assert shown == expected, limit
+    for offset in (2, 5):  # a page may start anywhere, not only at a multiple of its size
+        params = {"q": q, "limit": 3, "offset": offset}
+        page = (await client.get("/api/v1/products", params=params)).json()
+        assert [p["id"] for p in page["items"]] == expected[offset : offset + 3]

@@ -2,8 +2,9 @@
 
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from typing import Annotated
+from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import File, Query, Request, Response, UploadFile, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,7 @@ from originlive.catalog.deps import (
 from originlive.catalog.models import Product, Shop
 from originlive.catalog.storage import ImageStorage
 from originlive.db import SessionDep
+from originlive.errors import InvalidInput
 from originlive.inputs import MAX_ID
 from originlive.regions.models import Region
 from originlive.routing import Router
@@ -63,6 +65,14 @@ def _places(product: Product) -> Iterator[Region | None]:
     yield product.shop.region
     yield product.origin
     yield from (e.place_region for e in product.provenance)
+
+
+def _page(items: list[dict[str, Any]], total: int, *, limit: int, offset: int) -> Response:
+    """A ``schemas.Page`` of products read by ``service.read_product_page``, as JSON: the
+    items are already what ``schemas.Product`` would show, so they skip FastAPI's validation
+    and serialization of the response model (which stays the routes' documented shape)."""
+    page = {"items": items, "total": total, "limit": limit, "offset": offset}
+    return Response(pydantic_core.to_json(page), media_type="application/json")
 
 
 async def _products_out(
@@ -194,37 +204,40 @@ async def create_product(
 
 @router.get("/shops/{shop_id}/products", response_model=schemas.Page[schemas.Product])
 async def list_shop_products(
+    request: Request,
     shop: VisibleShop,
-    session: SessionDep,
     user: OptionalUser,
-    storage: Storage,
     limit: Limit = 20,
     offset: Offset = 0,
-) -> schemas.Page[schemas.Product]:
+) -> Response:
     """The shop's products, newest first; its owner and operators also see hidden ones."""
-    products, total = await service.search_products(
-        session, shop_id=shop.id, public=not can_manage(user, shop), limit=limit, offset=offset
+    page = await request.app.state.reader.run(
+        service.read_product_page,
+        image_url=request.app.state.image_storage.url,
+        shop_id=shop.id,
+        public=not can_manage(user, shop),
+        limit=limit,
+        offset=offset,
     )
-    items = await _products_out(session, storage, products)
-    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+    return _page(*page, limit=limit, offset=offset)
 
 
 @router.get(
     "/products", response_model=schemas.Page[schemas.Product], description=SEARCH_DESCRIPTION
 )
 async def search_products(
-    session: SessionDep,
-    storage: Storage,
+    request: Request,
     q: Annotated[str | None, Query(description="Words to find."), schemas.SearchWords] = None,
     region: RegionFilter = None,
     shop: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this shop.")] = None,
     category: Annotated[str | None, Query(), schemas.CategoryFilter] = None,
     limit: Limit = 20,
     offset: Offset = 0,
-) -> schemas.Page[schemas.Product]:
+) -> Response:
     """Search products on sale by text, region of origin, shop and category."""
-    products, total = await service.search_products(
-        session,
+    page = await request.app.state.reader.run(
+        service.read_product_page,
+        image_url=request.app.state.image_storage.url,
         q=q,
         region_code=region,
         shop_id=shop,
@@ -232,8 +245,9 @@ async def search_products(
         limit=limit,
         offset=offset,
     )
-    items = await _products_out(session, storage, products)
-    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+    if page is None:
+        raise InvalidInput(f"Unknown region code {region!r}.", field="region")
+    return _page(*page, limit=limit, offset=offset)
 
 
 @router.get("/products/{product_id}", response_model=schemas.Product)

@@ -1,26 +1,36 @@
-"""Text search over products, one function in front of SQLite FTS5 and PostgreSQL pg_trgm.
+"""Which products a listing shows, in which order, and how many: the one query of product
+search and of every shop's product list, in front of SQLite FTS5 and PostgreSQL pg_trgm.
 
 Both backends index ``products.search_text``, which the service rewrites whenever a product,
 its origin or its shop's name changes. On SQLite, triggers (migration 0002) copy that column
 into the external-content FTS5 table ``products_fts`` (trigram tokenizer: substrings of three or
 more characters match, Chinese included, with no word segmenter). On PostgreSQL a GIN
 ``gin_trgm_ops`` index on the column serves ``ILIKE '%term%'``.
+
+The order: products with more of the words in their title first, then the newest. The
+statements are plain SQL on the DB-API cursor (``rawsql``): through SQLAlchemy Core each cost
+more to build than SQLite takes to run it. ``page`` runs on any synchronous connection: the
+app's reader (``batching.create_reader``) for the JSON API, the request's session
+(``AsyncConnection.run_sync``) for the pages that show ORM objects.
 """
 
-import operator
-from functools import reduce
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, and_, case, column, select, table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection
 
-from originlive.catalog.models import Product
+from originlive import rawsql
+from originlive.catalog.models import ProductStatus, ShopStatus
 
 MAX_TERMS = 8
 # The trigram tokenizer indexes runs of three characters; shorter terms cannot be looked up
 # in it and are matched with LIKE over the same text instead.
 _TRIGRAM = 3
 
-_fts = table("products_fts", column("rowid", Integer), column("search_text", String))
+
+def terms(q: str | None) -> list[str]:
+    """The distinct words of ``q``, at most ``MAX_TERMS`` of them."""
+    return list(dict.fromkeys(q.split()))[:MAX_TERMS] if q else []
 
 
 def _contains(text: str) -> str:
@@ -28,33 +38,130 @@ def _contains(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _starts(text: str) -> str:
+    # As SQLAlchemy's startswith(autoescape=True): '/' escapes, so '/' itself is doubled.
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"{escaped}%"
+
+
 def _fts_phrase(term: str) -> str:
     # A quoted phrase is taken literally: FTS5 operators in the user's text mean nothing.
     return '"' + term.replace('"', '""') + '"'
 
 
-def text_match(
-    session: AsyncSession, q: str
-) -> tuple[ColumnElement[bool], ColumnElement[int]] | None:
-    """A condition for products containing every word of ``q``, and a rank (higher first).
+@dataclass(frozen=True)
+class Listing:
+    """What a listing asks for: ``words`` (see ``terms``), an origin subtree (the region's
+    ``path``), a shop, a category; ``public``: only what buyers may see (active products of
+    approved shops)."""
 
-    The rank counts the words found in the title, so title matches come before matches in
-    the description, category, shop or origin. None when ``q`` has no words.
+    words: tuple[str, ...] = ()
+    region_path: str | None = None
+    shop_id: int | None = None
+    category: str | None = None
+    public: bool = True
+
+
+@dataclass(frozen=True)
+class _Sql:
+    source: str  # FROM ... WHERE ...
+    rank: str  # how many of the words the title has (0 without words)
+    newest: str  # the column that orders products newest first, descending
+    params: dict[str, Any]
+
+
+def _sql(dialect: str, listing: Listing) -> _Sql:
+    sqlite = dialect == "sqlite"
+    # What SQLAlchemy's ilike() compiles to on each backend.
+    like = "lower({}) LIKE lower(:{}) ESCAPE '\\'" if sqlite else "{} ILIKE :{} ESCAPE '\\'"
+    words = listing.words
+    params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+    tables, newest = "products", "products.id"
+    conditions: list[str] = []
+    short = list(range(len(words)))  # on PostgreSQL, ILIKE over the trigram-indexed column
+    if sqlite:
+        short = [i for i, w in enumerate(words) if len(w) < _TRIGRAM]
+        if long_words := [w for w in words if len(w) >= _TRIGRAM]:
+            # The index's matches lead: SQLite reads them newest first straight from it
+            # (rowid is the product's id), where "id IN (matches)" first copied and sorted
+            # them all, for each page and for the count.
+            tables = "products_fts JOIN products ON products.id = products_fts.rowid"
+            newest = "products_fts.rowid"
+            conditions.append("products_fts.search_text MATCH :fts")
+            params["fts"] = " ".join(map(_fts_phrase, long_words))  # implicit AND
+    conditions += [like.format("products.search_text", f"w{i}") for i in short]
+    if listing.public:
+        tables += " JOIN shops ON shops.id = products.shop_id"
+        # On SQLite the unary + keeps the planner from starting at the shops' status index
+        # and then probing each approved shop's products for every match of the text.
+        conditions += [
+            ("+" if sqlite else "") + "shops.status = :approved",
+            "products.status = :active",
+        ]
+        params |= {"approved": ShopStatus.APPROVED.value, "active": ProductStatus.ACTIVE.value}
+    if listing.shop_id is not None:
+        conditions.append("products.shop_id = :shop_id")
+        params["shop_id"] = listing.shop_id
+    if listing.category is not None:
+        conditions.append("products.category = :category")
+        params["category"] = listing.category
+    if listing.region_path is not None:
+        conditions.append(
+            "products.origin_region_code IN"
+            " (SELECT code FROM regions WHERE path LIKE :subtree ESCAPE '/')"
+        )
+        params["subtree"] = _starts(listing.region_path)
+    in_title = [f"CASE WHEN {like.format('products.title', f'w{i}')} THEN 1 ELSE 0 END"
+                for i in range(len(words))]  # fmt: skip
+    where = " AND ".join(conditions) or "1 = 1"
+    return _Sql(f"FROM {tables} WHERE {where}", " + ".join(in_title) or "0", newest, params)
+
+
+def page(conn: Connection, *, listing: Listing, limit: int, offset: int) -> tuple[list[int], int]:
+    """The ids of a page of matching products in order, and how many match in all.
+
+    The order is by rank (``_Sql.rank``, higher first), then newest first. Rather than rank
+    every match and sort them all for one page, it reads the matches of one rank at a time
+    newest first, which the indexes serve in that order, and stops once the page is full: of
+    1,000 matches, a first page ranks a few dozen. The count reads each match once, unranked;
+    only a page that reaches past the best rank needs how many each rank has (a second pass).
     """
-    terms = list(dict.fromkeys(q.split()))[:MAX_TERMS]
-    if not terms:
-        return None
-    dialect = session.get_bind().dialect.name
-    conditions: list[ColumnElement[bool]] = []
-    if dialect == "sqlite":
-        long_terms = [t for t in terms if len(t) >= _TRIGRAM]
-        if long_terms:
-            query = " ".join(_fts_phrase(t) for t in long_terms)  # implicit AND
-            matching = select(_fts.c.rowid).where(_fts.c.search_text.op("MATCH")(query))
-            conditions.append(Product.id.in_(matching))
-        short_terms = [t for t in terms if len(t) < _TRIGRAM]
-    else:
-        short_terms = terms  # ILIKE over the trigram-indexed column, whatever the length
-    conditions += [Product.search_text.ilike(_contains(t), escape="\\") for t in short_terms]
-    in_title = [case((Product.title.ilike(_contains(t), escape="\\"), 1), else_=0) for t in terms]
-    return and_(*conditions), reduce(operator.add, in_title)
+    sql = _sql(conn.dialect.name, listing)
+    total = rawsql.execute(conn, f"SELECT count(*) {sql.source}", **sql.params).fetchone()[0]
+    if offset >= total:
+        return [], total
+    best = len(listing.words)
+    ids = _of_rank(conn, sql, rank=best, ranked=best > 0, limit=limit, offset=offset)
+    if len(ids) == limit or best == 0:
+        return ids, total
+    grouped = f"SELECT {sql.rank}, count(*) {sql.source} GROUP BY 1"
+    counts = dict(rawsql.execute(conn, grouped, **sql.params).fetchall())
+    skip = max(offset - counts.get(best, 0), 0)
+    for rank in range(best - 1, -1, -1):
+        found = counts.get(rank, 0)
+        if skip >= found:
+            skip -= found
+            continue
+        ids += _of_rank(conn, sql, rank=rank, ranked=True, limit=limit - len(ids), offset=skip)
+        skip = 0
+        if len(ids) >= limit:
+            break
+    # Each statement sees what was committed when it ran: a product whose title changed in
+    # between may be found at two ranks.
+    return list(dict.fromkeys(ids)), total
+
+
+def _of_rank(
+    conn: Connection, sql: _Sql, *, rank: int, ranked: bool, limit: int, offset: int
+) -> list[int]:
+    where = f" AND {sql.rank} = :rank" if ranked else ""
+    rows = rawsql.execute(
+        conn,
+        f"SELECT products.id {sql.source}{where} ORDER BY {sql.newest} DESC"
+        " LIMIT :limit OFFSET :offset",
+        **sql.params,
+        rank=rank,
+        limit=limit,
+        offset=offset,
+    )
+    return [row[0] for row in rows.fetchall()]
