@@ -121,31 +121,33 @@ def page(conn: Connection, *, listing: Listing, limit: int, offset: int) -> tupl
     """The ids of a page of matching products in order, and how many match in all.
 
     The order is by rank (``_Sql.rank``, higher first), then newest first. Rather than rank
-    every match and sort them all for one page, it reads the matches of one rank at a time
-    newest first, which the indexes serve in that order, and stops once the page is full: of
-    1,000 matches, a first page ranks a few dozen. The count reads each match once, unranked;
-    only a page that reaches past the best rank needs how many each rank has (a second pass).
+    every match and sort them all for one page, it reads the matches of one rank at a time,
+    best first, newest first as the indexes serve them, and stops once the page is full: of
+    1,000 matches, a first page ranks a few dozen. The count reads each match once, unranked.
+    Only a page that starts past the matches of a rank needs how many each rank has (one more
+    pass over the matches).
     """
     sql = _sql(conn.dialect.name, listing)
     total = rawsql.execute(conn, f"SELECT count(*) {sql.source}", **sql.params).fetchone()[0]
-    if offset >= total:
-        return [], total
     best = len(listing.words)
-    ids = _of_rank(conn, sql, rank=best, ranked=best > 0, limit=limit, offset=offset)
-    if len(ids) == limit or best == 0:
-        return ids, total
-    grouped = f"SELECT {sql.rank}, count(*) {sql.source} GROUP BY 1"
-    counts = dict(rawsql.execute(conn, grouped, **sql.params).fetchall())
-    skip = max(offset - counts.get(best, 0), 0)
-    for rank in range(best - 1, -1, -1):
-        found = counts.get(rank, 0)
-        if skip >= found:
-            skip -= found
-            continue
-        ids += _of_rank(conn, sql, rank=rank, ranked=True, limit=limit - len(ids), offset=skip)
-        skip = 0
-        if len(ids) >= limit:
+    ids: list[int] = []
+    skip = offset  # how many of the ranks still to read come before the page
+    counts: dict[int, int] | None = None
+    for rank in range(best, -1, -1):
+        if offset + len(ids) >= total or len(ids) >= limit:
             break
+        if counts is not None and skip >= counts.get(rank, 0):
+            skip -= counts.get(rank, 0)
+            continue
+        found = _of_rank(conn, sql, rank=rank, ranked=best > 0, limit=limit - len(ids), offset=skip)
+        ids += found
+        if found or skip == 0:
+            skip = 0  # the page reached the end of this rank: the next starts at its first
+        else:  # the page starts past this rank's matches, by as many as it has
+            if counts is None:
+                grouped = f"SELECT {sql.rank}, count(*) {sql.source} GROUP BY 1"
+                counts = dict(rawsql.execute(conn, grouped, **sql.params).fetchall())
+            skip = max(skip - counts.get(rank, 0), 0)
     # Each statement sees what was committed when it ran: a product whose title changed in
     # between may be found at two ranks.
     return list(dict.fromkeys(ids)), total
