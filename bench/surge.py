@@ -382,8 +382,9 @@ class Surge:
             hlsjs = math.floor((n + 1) * args.hlsjs) > math.floor(n * args.hlsjs)
             if hlsjs:
                 assets += _HLS_JS.findall(html)
-            css = [a.decode() for a in assets if a.endswith(b".css")]
-            scripts = [a.decode() for a in assets if not a.endswith(b".css")]
+            # A static file's name may carry ?v=<its hash> (web.assets.static_url).
+            css = [a.decode() for a in assets if a.split(b"?")[0].endswith(b".css")]
+            scripts = [a.decode() for a in assets if not a.split(b"?")[0].endswith(b".css")]
             got = await asyncio.gather(
                 self._all(page, "css", css, headers), self._all(second, "js", scripts, headers)
             )
