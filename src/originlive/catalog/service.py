@@ -523,9 +523,13 @@ async def search_products(
 
 # SQLite caches 2 MB of pages per connection by default: fewer than the product rows a search
 # matching a thousand products reads to count them, so every search read them all again from
-# the operating system (the count took 3-6 ms instead of under 1). The reader's connection is
-# given more, once; the request pool keeps the default. (Its place is db.sqlite_pragmas.)
+# the operating system (the count took 3-6 ms instead of under 1). And a connection's cache is
+# emptied whenever another connection commits: the count then reads them again too (3.9 ms),
+# unless the file is mapped into memory (1.5 ms). So the reader's connection is given a larger
+# cache and the map, once; the request pool keeps the defaults. (Their place is
+# db.sqlite_pragmas.)
 READER_CACHE_KIB = 64 * 1024
+READER_MMAP_BYTES = 256 * 1024 * 1024
 _SIZED = "catalog.cache_sized"
 # Regions never change once added (regions.service only inserts), so the reader keeps those
 # it has shown, and how it shows them: a page then reads no region at all.
@@ -551,6 +555,7 @@ def read_product_page(
     info = conn.connection.info
     if conn.dialect.name == "sqlite" and _SIZED not in info:
         rawsql.execute(conn, f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+        rawsql.execute(conn, f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
         info[_SIZED] = True
     region_path = None
     if region_code is not None:
