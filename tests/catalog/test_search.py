@@ -5,7 +5,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from originlive.catalog.models import Product, Sku
 from tests.catalog.conftest import Catalog, png
 from tests.conftest import Actor
 
@@ -289,3 +292,22 @@ async def test_pages_follow_one_order_by_words_in_title_then_newest(
         params = {"q": q, "limit": 3, "offset": offset}
         page = (await client.get("/api/v1/products", params=params)).json()
         assert [p["id"] for p in page["items"]] == expected[offset : offset + 3]
+
+
+async def test_a_search_shows_every_commit_at_once(
+    client: httpx.AsyncClient, shelf: Shelf, db: AsyncSession
+) -> None:
+    """Pages the reader keeps (service.kept) are read anew after any commit, even one made
+    in plain SQL on another connection, which no ORM event sees."""
+
+    async def kiwi_stock() -> int:
+        page = (await client.get("/api/v1/products", params={"q": "红心"})).json()
+        return int(page["items"][0]["skus"][0]["stock"])
+
+    assert await kiwi_stock() == await kiwi_stock() == 10
+    await db.execute(update(Sku).where(Sku.product_id == shelf.ids["kiwi"]).values(stock=7))
+    await db.commit()
+    assert await kiwi_stock() == 7
+    await db.execute(update(Product).where(Product.id == shelf.ids["kiwi"]).values(status="hidden"))
+    await db.commit()
+    assert await found(client, shelf, q="红心") == []

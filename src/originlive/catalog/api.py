@@ -1,11 +1,13 @@
 """JSON routes of the catalog: shops and their review, products, SKUs, provenance, images."""
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from itertools import chain
 from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import File, Query, Request, Response, UploadFile, status
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, Operator, OptionalUser
@@ -67,12 +69,26 @@ def _places(product: Product) -> Iterator[Region | None]:
     yield from (e.place_region for e in product.provenance)
 
 
-def _page(items: list[dict[str, Any]], total: int, *, limit: int, offset: int) -> Response:
-    """A ``schemas.Page`` of products read by ``service.read_product_page``, as JSON: the
-    items are already what ``schemas.Product`` would show, so they skip FastAPI's validation
-    and serialization of the response model (which stays the routes' documented shape)."""
-    page = {"items": items, "total": total, "limit": limit, "offset": offset}
-    return Response(pydantic_core.to_json(page), media_type="application/json")
+def _page_json(conn: Connection, *, limit: int, offset: int, **listing: Any) -> bytes | None:
+    """A ``schemas.Page`` of products read by ``service.read_product_page``, as JSON (None
+    for an unknown region). The items are already what ``schemas.Product`` would show, so
+    they skip FastAPI's validation and serialization of the response model (which stays the
+    routes' documented shape)."""
+    page = service.read_product_page(conn, limit=limit, offset=offset, **listing)
+    if page is None:
+        return None
+    items, total = page
+    return pydantic_core.to_json({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+async def _product_page(request: Request, **listing: Any) -> bytes | None:
+    """``_page_json`` on the reader, kept there until something commits (``service.kept``;
+    the image storage's URLs are fixed, so a kept page's stay right)."""
+    state = request.app.state
+    read = partial(_page_json, image_url=state.image_storage.url, **listing)
+    key = ("products", *sorted(listing.items()))
+    body: bytes | None = await state.reader.run(service.kept, key=key, read=read)
+    return body
 
 
 async def _products_out(
@@ -211,15 +227,10 @@ async def list_shop_products(
     offset: Offset = 0,
 ) -> Response:
     """The shop's products, newest first; its owner and operators also see hidden ones."""
-    page = await request.app.state.reader.run(
-        service.read_product_page,
-        image_url=request.app.state.image_storage.url,
-        shop_id=shop.id,
-        public=not can_manage(user, shop),
-        limit=limit,
-        offset=offset,
+    body = await _product_page(
+        request, shop_id=shop.id, public=not can_manage(user, shop), limit=limit, offset=offset
     )
-    return _page(*page, limit=limit, offset=offset)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -235,9 +246,8 @@ async def search_products(
     offset: Offset = 0,
 ) -> Response:
     """Search products on sale by text, region of origin, shop and category."""
-    page = await request.app.state.reader.run(
-        service.read_product_page,
-        image_url=request.app.state.image_storage.url,
+    body = await _product_page(
+        request,
         q=q,
         region_code=region,
         shop_id=shop,
@@ -245,9 +255,9 @@ async def search_products(
         limit=limit,
         offset=offset,
     )
-    if page is None:
+    if body is None:
         raise InvalidInput(f"Unknown region code {region!r}.", field="region")
-    return _page(*page, limit=limit, offset=offset)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/products/{product_id}", response_model=schemas.Product)

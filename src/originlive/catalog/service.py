@@ -1,12 +1,14 @@
 """Rules of the catalog: shops and their review, products, SKUs, provenance, images, search."""
 
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+import sqlite3
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
 from functools import partial
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -566,6 +568,51 @@ def read_product_page(
     listing = search.Listing(tuple(search.terms(q)), region_path, shop_id, category, public)
     ids, total = search.page(conn, listing=listing, limit=limit, offset=offset)
     return read_products(conn, ids=ids, image_url=image_url), total
+
+
+T = TypeVar("T")
+# What the reader read, kept while nothing has been committed to the database: reading it
+# again would find the same rows (see ``kept``). A page of products is about 20 KB of JSON.
+KEPT_READS = 256
+_KEPT = "catalog.kept"
+_UNKNOWN = object()
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.stamp: tuple[int, int] | None = None
+        self.reads: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def kept(conn: Connection, *, key: Hashable, read: Callable[[Connection], T]) -> T:
+    """``read(conn)``, or what it returned for the same ``key`` on this connection if nothing
+    has been committed to the database since it ran (the ``KEPT_READS`` latest keys).
+
+    Only on SQLite, on a connection outside a transaction (the reader's): its
+    ``PRAGMA data_version`` changes with every commit of any other connection, of this
+    process or another, and its ``total_changes`` with every write of its own. So what is
+    kept is exactly what reading again would find. Between commits (an audience arriving at a
+    live room) a search costs that pragma; while orders or likes commit every moment, each
+    search reads anew. Elsewhere it reads every time.
+    """
+    dbapi: Any = conn.connection.dbapi_connection
+    if not isinstance(dbapi, sqlite3.Connection) or dbapi.in_transaction:
+        return read(conn)
+    # Taken before reading: a commit while ``read`` runs changes it for the next call.
+    stamp = (dbapi.execute("PRAGMA data_version").fetchone()[0], dbapi.total_changes)
+    memo: _Kept = conn.connection.info.setdefault(_KEPT, _Kept())
+    if memo.stamp != stamp:
+        memo.stamp, memo.reads = stamp, OrderedDict()
+    else:
+        value = memo.reads.get(key, _UNKNOWN)
+        if value is not _UNKNOWN:
+            memo.reads.move_to_end(key)
+            return value  # type: ignore[no-any-return]
+    value = read(conn)
+    memo.reads[key] = value
+    if len(memo.reads) > KEPT_READS:
+        memo.reads.popitem(last=False)
+    return value
 
 
 def _in(conn: Connection, column: str, name: str) -> str:
