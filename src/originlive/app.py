@@ -84,8 +84,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     pages: PageCache = app.state.page_cache
     app.state.sessionmaker = create_sessionmaker(engine, on_commit=pages.committed)
-    app.state.session_viewers = viewers = SessionViewers(app.state.sessionmaker)
-    pages.on_forget.append(viewers.forget_users)
     jobs_engine = create_engine(settings.resolved_database_url, echo=settings.db_echo, jobs=True)
     # the rooms', the media's, the sandbox courier's
     jobs = create_sessionmaker(jobs_engine, on_commit=pages.committed)
@@ -109,6 +107,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.image_storage = LocalImageStorage(settings.media_dir)
     app.state.reader = reader = create_reader(engine)
     app.state.token_cache = TokenCache(reader)
+    app.state.session_viewers = viewers = SessionViewers(reader)
+    pages.on_forget.append(viewers.forget_users)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     banned = settings.banned_words_file or moderation.DEFAULT_LIST

@@ -10,6 +10,7 @@ told); and a signed-in viewer sees their own name and form token, never another'
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.settings import Settings
 from tests.accounts.test_pages import csrf_of, login, register
+from tests.conftest import Actor
 from tests.live.test_api import BASE, schedule
 from tests.orders.conftest import Market
 
@@ -186,6 +188,22 @@ async def test_who_manages_a_shop_and_who_follows_it_get_pages_of_their_own(
             assert "Following" not in theirs.text and "路人" in theirs.text
             assert (await other.get("/")).headers.get(HIT) == "hit"
         assert HIT not in (await buyer.get("/")).headers
+
+
+async def test_an_operator_gets_product_pages_of_their_own(
+    market: Market, app: Any, make_operator: Callable[[], Awaitable[Actor]]
+) -> None:
+    operator = await make_operator()
+    path = f"/products/{market.product_id}"
+    async with client_of(app) as buyer, client_of(app) as staff:
+        await register(buyer, "buyer@example.com", name="买家")
+        await login(buyer, "buyer@example.com")
+        await twice(buyer, path)
+        await login(staff, operator.email)
+        for _ in range(2):  # they may manage every shop: never the shared page
+            page = await staff.get(path)
+            assert page.status_code == 200 and HIT not in page.headers
+            assert "Operator" in page.text and "买家" not in page.text
 
 
 async def test_htmx_and_bearer_requests_are_not_answered_from_the_cache(
