@@ -25,6 +25,24 @@ async def schedule(market: Market, **fields: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+async def on_air(
+    market: Market, *, price_cents: int = 1990, quantity: int = 30, pin: bool = True, **fields: Any
+) -> dict[str, Any]:
+    """A session of the market's shop, started, with an offer of its SKU (``"offer"``)."""
+    live = await schedule(market, **fields)
+    headers = market.merchant.headers
+    started = await market.client.post(f"{BASE}/{live['id']}/start", headers=headers)
+    assert started.status_code == 200, started.text
+    offer = await market.client.post(
+        f"{BASE}/{live['id']}/offers",
+        json={"sku_id": market.sku_id, "price_cents": price_cents, "quantity": quantity,
+              "per_buyer_limit": 2, "pin": pin},
+        headers=headers,
+    )  # fmt: skip
+    assert offer.status_code == 201, offer.text
+    return live | {"offer": offer.json()}
+
+
 async def test_a_session_is_scheduled_started_and_ended_by_who_runs_it(
     market: Market, make_user: MakeUser, db: AsyncSession
 ) -> None:

@@ -2,23 +2,14 @@
 
 import httpx
 
-from tests.live.test_api import BASE, schedule
+from tests.live.test_api import on_air
 from tests.orders.conftest import Market
 
 
 async def test_the_room_page_without_javascript_and_the_home_page_lists_it(
     market: Market, client: httpx.AsyncClient
 ) -> None:
-    live = await schedule(market, title="多肉大棚直播")
-    headers = market.merchant.headers
-    await client.post(f"{BASE}/{live['id']}/start", headers=headers)
-    offer = await client.post(
-        f"{BASE}/{live['id']}/offers",
-        json={"sku_id": market.sku_id, "price_cents": 1990, "quantity": 30,
-              "per_buyer_limit": 2, "pin": True},
-        headers=headers,
-    )  # fmt: skip
-    assert offer.status_code == 201, offer.text
+    live = await on_air(market, title="多肉大棚直播")
 
     page = await client.get(f"/live/{live['id']}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

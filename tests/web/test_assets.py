@@ -22,7 +22,7 @@ from originlive.web.assets import STATIC_DIR, StaticRoute, digest, static_url
 from tests.accounts.test_pages import login
 from tests.catalog.conftest import Catalog
 from tests.conftest import Actor
-from tests.live.test_api import BASE, schedule
+from tests.live.test_api import on_air
 from tests.orders.conftest import Market
 
 HLS_JS = "vendor/hls.js-1.7.4/hls.light.min.js"
@@ -290,16 +290,7 @@ async def test_a_live_rooms_first_load_is_within_300_kb(
     shop = await catalog.shop(merchant)
     product = await catalog.product(merchant, shop["id"])
     market = Market(client, merchant, shop["id"], product["id"], product["skus"][0]["id"])
-    headers = merchant.headers
-    live = await schedule(market, title="猕猴桃开园直播 · 徐杨村")
-    await market.client.post(f"{BASE}/{live['id']}/start", headers=headers)
-    offer = await market.client.post(
-        f"{BASE}/{live['id']}/offers",
-        json={"sku_id": market.sku_id, "price_cents": 2990, "quantity": 30,
-              "per_buyer_limit": 2, "pin": True},
-        headers=headers,
-    )  # fmt: skip
-    assert offer.status_code == 201, offer.text
+    live = await on_air(market, title="猕猴桃开园直播 · 徐杨村", price_cents=2990)
     buyer = await make_user("buyer")
 
     transport = httpx.ASGITransport(app=StaticRoute(app, directory=STATIC_DIR))

@@ -20,7 +20,7 @@ from originlive.accounts.deps import SESSION_COOKIE
 from originlive.settings import Settings
 from tests.accounts.test_pages import csrf_of, login, register
 from tests.conftest import Actor
-from tests.live.test_api import BASE, schedule
+from tests.live.test_api import BASE, on_air
 from tests.orders.conftest import Market
 
 HIT = "x-page-cache"
@@ -40,22 +40,6 @@ def client_of(app: Any, language: str = "en") -> httpx.AsyncClient:
     )
 
 
-async def live_room(market: Market, *, pin: bool = True) -> dict[str, Any]:
-    """A live session of the market's shop with an offer of ¥19.90 (pinned, by default)."""
-    live = await schedule(market, title="多肉大棚直播")
-    headers = market.merchant.headers
-    started = await market.client.post(f"{BASE}/{live['id']}/start", headers=headers)
-    assert started.status_code == 200, started.text
-    offer = await market.client.post(
-        f"{BASE}/{live['id']}/offers",
-        json={"sku_id": market.sku_id, "price_cents": 1990, "quantity": 5,
-              "per_buyer_limit": 2, "pin": pin},
-        headers=headers,
-    )  # fmt: skip
-    assert offer.status_code == 201, offer.text
-    return live | {"offer": offer.json()}
-
-
 async def twice(client: httpx.AsyncClient, path: str) -> httpx.Response:
     """The page as rendered, then as kept: the second answer must come from the cache."""
     first = await client.get(path)
@@ -67,7 +51,7 @@ async def twice(client: httpx.AsyncClient, path: str) -> httpx.Response:
 
 async def test_a_room_shows_a_pin_and_an_end_at_once(market: Market) -> None:
     client = market.client
-    live = await live_room(market, pin=False)
+    live = await on_air(market, pin=False, quantity=5)
     path = f"/live/{live['id']}"
     page = await twice(client, path)
     assert "¥19.90" not in page.text  # nothing pinned yet
@@ -107,7 +91,7 @@ async def test_a_product_page_shows_a_new_price_at_once(market: Market) -> None:
 async def test_a_signed_in_viewer_sees_only_their_own_name_and_token(
     market: Market, app: Any
 ) -> None:
-    live = await live_room(market)
+    live = await on_air(market, quantity=5)
     path = f"/live/{live['id']}"
     pages: dict[str, httpx.Response] = {}
     async with client_of(app) as li, client_of(app) as wang:
@@ -158,7 +142,7 @@ async def test_languages_are_kept_apart(market: Market, app: Any) -> None:
 async def test_who_manages_a_shop_and_who_follows_it_get_pages_of_their_own(
     market: Market, app: Any
 ) -> None:
-    live = await live_room(market)
+    live = await on_air(market, quantity=5)
     product = f"/products/{market.product_id}"
     async with client_of(app) as buyer, client_of(app) as owner:
         await register(buyer, "buyer@example.com", name="买家")
