@@ -82,12 +82,19 @@ def _page_json(conn: Connection, *, limit: int, offset: int, **listing: Any) -> 
 
 
 async def _product_page(request: Request, **listing: Any) -> bytes | None:
-    """``_page_json`` on the reader, kept there until something commits (``service.kept``;
-    the image storage's URLs are fixed, so a kept page's stay right)."""
+    """``_page_json`` on SQLite's reader, kept there until something commits (``service.kept``;
+    the image storage's URLs are fixed, so a kept page's stay right). On PostgreSQL on a
+    connection of the requests' pool: its reader is one connection, which the order path's
+    lookups must not wait behind a search for."""
     state = request.app.state
     read = partial(_page_json, image_url=state.image_storage.url, **listing)
     key = ("products", *sorted(listing.items()))
-    body: bytes | None = await state.reader.run(service.kept, key=key, read=read)
+    body: bytes | None
+    if state.engine.dialect.name == "sqlite":
+        body = await state.reader.run(service.kept, key=key, read=read)
+    else:
+        async with state.engine.connect() as conn:
+            body = await conn.run_sync(read)
     return body
 
 

@@ -523,16 +523,6 @@ async def search_products(
 # statements with a hop to aiosqlite's thread for each, and more time to build the objects
 # and validate them into the response than SQLite took to find them.
 
-# SQLite caches 2 MB of pages per connection by default: fewer than the product rows a search
-# matching a thousand products reads to count them, so every search read them all again from
-# the operating system (the count took 3-6 ms instead of under 1). And a connection's cache is
-# emptied whenever another connection commits: the count then reads them again too (3.9 ms),
-# unless the file is mapped into memory (1.5 ms). So the reader's connection is given a larger
-# cache and the map, once; the request pool keeps the defaults. (Their place is
-# db.sqlite_pragmas.)
-READER_CACHE_KIB = 64 * 1024
-READER_MMAP_BYTES = 256 * 1024 * 1024
-_SIZED = "catalog.cache_sized"
 # Regions never change once added (regions.service only inserts), so the reader keeps those
 # it has shown, and how it shows them: a page then reads no region at all.
 _REGIONS = "catalog.regions"
@@ -554,11 +544,6 @@ def read_product_page(
     """As ``search_products``, but the products as ``schemas.Product`` shows them (plain
     values, ready for JSON; images' URLs from ``image_url``); None if ``region_code`` names
     no region. For the reader's connection (``Runner.run``)."""
-    info = conn.connection.info
-    if conn.dialect.name == "sqlite" and _SIZED not in info:
-        rawsql.execute(conn, f"PRAGMA cache_size = -{READER_CACHE_KIB}")
-        rawsql.execute(conn, f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
-        info[_SIZED] = True
     region_path = None
     if region_code is not None:
         region = _regions(conn, [region_code]).get(region_code)
