@@ -69,7 +69,13 @@ from originlive.web.assets import StaticRoute
 from originlive.web.deps import SessionViewers, SignedIn
 from originlive.web.errors import install_html_error_pages
 from originlive.web.pagecache import PageCache, PageRoute
-from originlive.web.templating import LANG_COOKIE, STATIC_DIR, LanguageMiddleware, pick_language
+from originlive.web.templating import (
+    LANG_COOKIE,
+    STATIC_DIR,
+    LanguageMiddleware,
+    compile_templates,
+    pick_language,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database engine and the Redis client for the life of the process."""
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    compile_templates()
     redact_tokens_in_server_logs()  # after uvicorn has set its logging up
     engine = create_engine(settings.resolved_database_url, echo=settings.db_echo)
     app.state.engine = engine

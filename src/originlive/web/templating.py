@@ -199,6 +199,18 @@ def _environment() -> jinja2.Environment:
 templates = Jinja2Templates(env=_environment())
 
 
+def compile_templates() -> int:
+    """Compile every page's template and language catalogue now (the app's start-up calls
+    it): compiled on first use, the room's first render took 180 ms instead of 16, which the
+    first viewers of a surge on a fresh process waited for. Returns how many templates."""
+    for language in LANGUAGES:
+        translations(language)
+    names = templates.env.list_templates(extensions=["html"])
+    for name in names:
+        templates.env.get_template(name)
+    return len(names)
+
+
 def render(
     request: Request,
     name: str,
