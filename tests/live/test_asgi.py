@@ -98,6 +98,15 @@ def test_a_rejected_shops_room_closes_and_its_offer_ends(settings: Settings) -> 
             client.portal.call(empty_database, client.app.state.sessionmaker)  # type: ignore[attr-defined]
 
 
+def _next_event(socket: Any) -> dict[str, Any]:
+    """The next event but the counts the room's second publishes whenever they change (two
+    sockets joining make one, which may come before or after what a test waits for)."""
+    while True:
+        event: dict[str, Any] = socket.receive_json()
+        if event.get("type") not in ("viewers", "likes"):
+            return event
+
+
 def _rejected_shops_room(client: TestClient) -> None:
     assert client.portal is not None
     merchant = {"Authorization": f"Bearer {_token(client, 'orchard@example.com')}"}
@@ -130,8 +139,8 @@ def _rejected_shops_room(client: TestClient) -> None:
         )
         assert rejected.status_code == 200, rejected.text
         for socket in (viewer, talker):
-            assert socket.receive_json()["offer"] is None  # the pin comes down
-            closing = socket.receive_json()
+            assert _next_event(socket)["offer"] is None  # the pin comes down
+            closing = _next_event(socket)
             assert (closing["type"], closing["status"], closing["closed"]) == (
                 "status",
                 "ended",

@@ -260,7 +260,13 @@ class PageRoute:
         if visit is None:
             await self.app(scope, receive, send)
             return
-        viewer = await self.viewer(visit.session_token) if visit.session_token else None
+        viewer = None
+        if visit.session_token:
+            try:
+                viewer = await self.viewer(visit.session_token)
+            except Exception:  # the database is busy or gone: FastAPI's way words the answer
+                await self.app(scope, receive, send)
+                return
         key = key_of(ANONYMOUS if viewer is None else SIGNED_IN, visit.language, scope)
         page, fresh = self.cache.get(key)
         if not fresh:
