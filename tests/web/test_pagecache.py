@@ -174,7 +174,7 @@ async def test_who_manages_a_shop_and_who_follows_it_get_pages_of_their_own(
         assert HIT not in (await buyer.get("/")).headers
 
 
-async def test_an_operator_gets_product_pages_of_their_own(
+async def test_an_operator_gets_pages_of_their_own(
     market: Market, app: Any, make_operator: Callable[[], Awaitable[Actor]]
 ) -> None:
     operator = await make_operator()
@@ -188,6 +188,12 @@ async def test_an_operator_gets_product_pages_of_their_own(
             page = await staff.get(path)
             assert page.status_code == 200 and HIT not in page.headers
             assert "Operator" in page.text and "买家" not in page.text
+        # Nor any other: what the layout shows them is theirs, and not kept for the others.
+        for _ in range(2):
+            home = await staff.get("/")
+            assert HIT not in home.headers and 'href="/operator/shops"' in home.text
+        home = await buyer.get("/")
+        assert "买家" in home.text and 'href="/operator/shops"' not in home.text
 
 
 async def test_htmx_and_bearer_requests_are_not_answered_from_the_cache(

@@ -75,6 +75,9 @@ class Viewer(Protocol):
     @property
     def display_name(self) -> str: ...
 
+    @property
+    def is_operator(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Shared:
@@ -84,8 +87,9 @@ class Shared:
     only_if: Callable[[Any], bool] | None = None
 
     def allows(self, viewer: Viewer) -> bool:
-        """Whether this signed-in viewer sees what every other signed-in viewer sees."""
-        return self.only_if is None or self.only_if(viewer)
+        """Whether this signed-in viewer sees what every other signed-in viewer sees. Never
+        an operator: the layout shows them the way to the operator's pages."""
+        return not viewer.is_operator and (self.only_if is None or self.only_if(viewer))
 
 
 @dataclass

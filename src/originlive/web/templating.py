@@ -290,7 +290,12 @@ def _render_shared(
         variant = ANONYMOUS
     else:
         stand_in = dataclasses.replace(
-            user, id=0, email=PLACEHOLDERS["email"], display_name=PLACEHOLDERS["name"]
+            user,
+            id=0,
+            email=PLACEHOLDERS["email"],
+            display_name=PLACEHOLDERS["name"],
+            is_operator=False,  # as ``Shared.allows`` admits them
+            follows=frozenset(),
         )
         variant = SIGNED_IN
     token = _SharedToken("" if user is None else PLACEHOLDERS["csrf"])
