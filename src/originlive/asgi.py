@@ -5,12 +5,20 @@ and a few headers."""
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
+def headers_of(
+    body: bytes, media_type: bytes, extra: dict[str, str] | None = None
+) -> list[tuple[bytes, bytes]]:
+    """A whole response's headers: ``Content-Type``, ``Content-Length``, then ``extra``."""
+    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    return headers
+
+
 async def respond(
     send: Send, status: int, body: bytes, media_type: bytes, extra: dict[str, str] | None = None
 ) -> None:
     """Send a whole response: the status, ``Content-Type``, ``Content-Length``, then the body."""
-    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    headers = headers_of(body, media_type, extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

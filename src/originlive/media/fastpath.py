@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from originlive.asgi import respond
+from originlive.asgi import headers_of, respond
 from originlive.errors import OriginliveError
 from originlive.inputs import MAX_ID
 from originlive.media import hls
@@ -112,21 +112,13 @@ class HlsRoute:
         stamp = self.files.stamp(file)  # what the body was read as
         if stamp is None:
             return
-        headers = [
-            (b"content-type", hls.SEGMENT_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *((k.encode(), v.encode()) for k, v in extra.items()),
-        ]
+        headers = headers_of(body, hls.SEGMENT_TYPE.encode(), extra)
         self._hot[url] = (str(file), stamp, headers, body)
         while len(self._hot) > HOT_SEGMENTS:
             self._hot.popitem(last=False)
 
     def _keep_playlist(self, url: str, kind: str, body: bytes, extra: dict[str, str]) -> None:
-        headers = [
-            (b"content-type", kind.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *((k.encode(), v.encode()) for k, v in extra.items()),
-        ]
+        headers = headers_of(body, kind.encode(), extra)
         self._playlists[url] = (time.monotonic(), headers, body)
         self._playlists.move_to_end(url)
         while len(self._playlists) > HOT_SEGMENTS:
