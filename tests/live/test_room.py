@@ -259,6 +259,45 @@ async def test_a_deleted_comment_leaves_every_screen_and_the_record(stage: Stage
         assert (await api.get(f"{base}/comments")).status_code == 401
 
 
+async def test_a_comment_deleted_while_its_batch_is_being_written_leaves_the_record(
+    in_process: Stage, make_user: Callable[..., Awaitable[Actor]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI saw it once on PostgreSQL: the deletion's UPDATE ran while the comment's batch was
+    being inserted, found no row, and the comment stayed in the replay. Here the batch is held
+    in flight until the deletion is committed and announced."""
+    from originlive.live import service
+
+    store = service.store_comments
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held(session: Any, rows: list[dict[str, Any]]) -> None:
+        entered.set()
+        await release.wait()
+        await store(session, rows)
+
+    monkeypatch.setattr(service, "store_comments", held)
+    talker = await make_user("talker")
+    base = f"/api/v1/live-sessions/{in_process.session_id}"
+    async with watch(in_process.ws) as viewer, watch(in_process.ws, talker.token) as speaker:
+        await speaker.say("删掉我")
+        await viewer.wait_for(lambda w: len(w.of("comment")) == 1)
+        seq = viewer.of("comment")[0]["seq"]
+        async with asyncio.timeout(5):
+            await entered.wait()  # the batch holding it is on its way in
+        async with httpx.AsyncClient(base_url=in_process.url) as api:
+            gone = await api.delete(f"{base}/comments/{seq}", headers=in_process.merchant)
+            assert gone.status_code == 204
+        await viewer.wait_for(lambda w: len(w.of("moderation")) == 1)
+        release.set()
+    async with httpx.AsyncClient(base_url=in_process.url) as api, asyncio.timeout(10):
+        while True:
+            kept = (await api.get(f"{base}/comments", headers=in_process.merchant)).json()
+            if kept and kept[0]["deleted_at"] is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert [c["text"] for c in kept] == ["删掉我"]
+
+
 async def test_joining_gets_the_rooms_state(stage: Stage) -> None:
     ((_, token),) = await buyers(stage, 1)
     async with watch(stage.ws, token) as speaker:

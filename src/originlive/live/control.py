@@ -252,7 +252,7 @@ async def delete_comment(
     session: AsyncSession, hub: Hub, *, live: LiveSession, seq: int, user: User
 ) -> None:
     """Delete a comment: once committed it leaves the room's recent comments and every screen."""
-    await service.delete_comment(session, live=live, seq=seq)
+    await service.delete_comment(session, session_id=live.id, seq=seq)
 
     async def forget() -> None:
         await hub.broker.forget(live.id, seq)

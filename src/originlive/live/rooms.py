@@ -250,11 +250,12 @@ class Hub:
         self._loading: dict[int, asyncio.Future[Room | None]] = {}
         self._likes: dict[int, int] = {}
         self._comments: list[dict[str, Any]] = []
+        self._writing = asyncio.Lock()  # held while a batch of comments is being written
         self._purchases: list[_Purchase] = []
         self._offer_rooms: dict[int, int | None] = {}
         self._counties: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # closing sockets, striking comments
         self.lagging: set[Viewer] = set()
 
     async def start(self) -> None:
@@ -323,13 +324,20 @@ class Hub:
             for row in self._comments:
                 if row["session_id"] == room.id and row["seq"] == event["comment_seq"]:
                     row["deleted_at"] = utcnow()
+                    return
+            # Not waiting here: it may be in the batch being written, which the deletion's
+            # UPDATE did not see (on PostgreSQL, a row not yet committed is not there for
+            # it). Strike it again once that batch is in; a no-op if the UPDATE found it.
+            task = asyncio.create_task(self._strike(room.id, event["comment_seq"]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _put_out(self, viewers: Iterable[Viewer], code: int, reason: str) -> None:
         """Close these viewers' sockets once the frames queued for them are out."""
         for viewer in list(viewers):
             task = asyncio.create_task(_close(viewer, code, reason))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # Viewers
 
@@ -445,16 +453,25 @@ class Hub:
             self._likes[room.id] = self._likes.get(room.id, 0) + count
 
     async def _write_comments(self) -> None:
-        rows, self._comments = self._comments, []
-        if not rows:
-            return
+        async with self._writing:
+            rows, self._comments = self._comments, []
+            if not rows:
+                return
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await service.store_comments(session, rows)
+            except Exception:
+                if len(self._comments) < 100_000:  # again next time, unless the database is gone
+                    self._comments[:0] = rows
+                raise
+
+    async def _strike(self, session_id: int, seq: int) -> None:
+        """Mark a deleted comment in the record once any batch being written is in."""
         try:
-            async with self._sessionmaker() as session, session.begin():
-                await service.store_comments(session, rows)
+            async with self._writing, self._sessionmaker() as session, session.begin():
+                await service.delete_comment(session, session_id=session_id, seq=seq)
         except Exception:
-            if len(self._comments) < 100_000:  # again next time, unless the database is gone
-                self._comments[:0] = rows
-            raise
+            log.exception("live rooms: striking comment %s of session %s failed", seq, session_id)
 
     # What the routes and the order path tell the room
 

@@ -342,12 +342,17 @@ async def recent_comments(
     return (await session.scalars(query.order_by(LiveComment.seq.desc()).limit(limit))).all()
 
 
-async def delete_comment(session: AsyncSession, *, live: LiveSession, seq: int) -> None:
+async def delete_comment(session: AsyncSession, *, session_id: int, seq: int) -> None:
     """Take a comment off the record (the room takes it off every screen). A comment not yet
-    written down is marked by the room's writer when it is (see ``rooms.Hub``)."""
+    written down, or being written as this runs, is struck by the room's writer once the
+    deletion is announced (see ``rooms.Hub``)."""
     await session.execute(
         update(LiveComment)
-        .where(LiveComment.session_id == live.id, LiveComment.seq == seq)
+        .where(
+            LiveComment.session_id == session_id,
+            LiveComment.seq == seq,
+            LiveComment.deleted_at.is_(None),
+        )
         .values(deleted_at=utcnow())
     )
 
