@@ -46,7 +46,11 @@ cookie on pages, the bearer token on ``/api/``), with req/s, p50/p99, the ratio 
 ASGI rate and, for segments, MB/s. ``segment`` stands for the newest segment of the demo room.
 
     python bench/surge.py [--viewers 2000] [--arrival 10] [--watch 60] [--signed-in 0.1]
-    python bench/surge.py --wrk [PATH ...] [-d 10] [-c 64]
+    python bench/surge.py --wrk [PATH ...] [-d 10] [-c 64] [--commits-per-s 0]
+
+``--commits-per-s`` commits that many plain-SQL writes a second to the database while wrk runs
+(a SKU's stock down and up again, as the order path takes stock): a search or a page as a
+flash sale sells.
 
 Prints one JSON object.
 """
@@ -61,11 +65,14 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +87,7 @@ from bench.fanout import _cpu_s, _status_mb  # noqa: E402
 from bench.wrkrun import require_wrk, wrk  # noqa: E402
 from bench.wsclient import Socket, Tally, install_uvloop, raise_nofile_limit  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from originlive.accounts import security  # noqa: E402
 from originlive.accounts import service as accounts  # noqa: E402
@@ -644,8 +652,40 @@ def _newest_segment(base: str) -> tuple[str, int]:
     return path, len(httpx.get(base + path).content)
 
 
+@contextlib.contextmanager
+def committing(dep: Deployment, per_s: float) -> Iterator[dict[str, int]]:
+    """While it is open, commit ``per_s`` times a second to the server's SQLite database on a
+    connection of our own, in plain SQL, as the order path takes stock (a SKU's stock one
+    down, then up again): what a search sees while a flash sale sells. Counts the commits."""
+    done = {"commits": 0}
+    if per_s <= 0:
+        yield done
+        return
+    stop = threading.Event()
+
+    def run() -> None:
+        conn = sqlite3.connect(make_url(dep.url).database or "", timeout=5, isolation_level=None)
+        step = -1
+        try:
+            while not stop.wait(1 / per_s):
+                conn.execute("UPDATE skus SET stock = stock + ? WHERE id = 1", (step,))
+                done["commits"] += 1
+                step = -step
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        thread.join()
+
+
 def wrk_paths(args: argparse.Namespace, base: str, dep: Deployment, bare: float) -> dict[str, Any]:
-    """wrk on each path, anonymously and signed in."""
+    """wrk on each path, anonymously and signed in (with ``--commits-per-s`` commits a second
+    meanwhile)."""
     cookie = _header_script(dep.data_dir, "Cookie", f"{SESSION_COOKIE}={dep.cookies[0]}")
     bearer = _header_script(dep.data_dir, "Authorization", f"Bearer {dep.bearers[0]}")
     results: dict[str, Any] = {}
@@ -658,7 +698,10 @@ def wrk_paths(args: argparse.Namespace, base: str, dep: Deployment, bare: float)
             ("anonymous", None),
             ("signed_in", bearer if path.startswith("/api/") else cookie),
         ):
-            got = wrk(base + path, args.duration, args.connections, script)
+            with committing(dep, args.commits_per_s) as commits:
+                got = wrk(base + path, args.duration, args.connections, script)
+            if args.commits_per_s:
+                got["commits_meanwhile"] = commits["commits"]
             got["ratio_to_bare"] = round(got["requests_per_s"] / bare, 4)
             if size is not None:
                 got["mb_per_s"] = round(got["requests_per_s"] * size / 1e6, 1)
@@ -693,6 +736,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--wrk", nargs="*", metavar="PATH", help="plain wrk mode on these paths")
     parser.add_argument("-d", "--duration", type=int, default=10, help="wrk's seconds a path")
     parser.add_argument("-c", "--connections", type=int, default=64, help="wrk's connections")
+    parser.add_argument(
+        "--commits-per-s",
+        type=float,
+        default=0.0,
+        help="wrk mode: plain-SQL commits a second to the database meanwhile, as orders make",
+    )
     return parser
 
 

@@ -75,3 +75,34 @@ def test_only_the_latest_keys_are_kept(engine: Engine) -> None:
         assert reads.count == KEPT_READS + 1
         kept(reader, key=0, read=reads)  # the oldest went
         assert reads.count == KEPT_READS + 2
+
+
+def test_with_fresh_for_a_commit_it_was_not_told_of_shows_within_that_time(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While orders commit every moment, a search is kept for ``fresh_for`` seconds; a change
+    the caller was told of (``generation`` moved) is read at once."""
+    import originlive.catalog.service as service
+
+    clock = [100.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    reads = Reads()
+    with engine.connect() as reader, engine.connect() as writer:
+        assert kept(reader, key="sum", read=reads, generation=7, fresh_for=1.0) == 1
+        writer.exec_driver_sql("INSERT INTO t VALUES (2)")
+        writer.commit()  # an order's plain SQL, say: not told of
+        clock[0] += 0.5
+        assert kept(reader, key="sum", read=reads, generation=7, fresh_for=1.0) == 1
+        assert reads.count == 1
+        clock[0] += 0.6  # over a second since it was read: read again
+        assert kept(reader, key="sum", read=reads, generation=7, fresh_for=1.0) == 3
+        assert reads.count == 2
+
+        writer.exec_driver_sql("INSERT INTO t VALUES (4)")
+        writer.commit()  # a product's change, told of: read at once
+        assert kept(reader, key="sum", read=reads, generation=8, fresh_for=1.0) == 7
+        assert reads.count == 3
+        # Nothing committed since, and nothing told of: kept however old.
+        clock[0] += 60
+        assert kept(reader, key="sum", read=reads, generation=8, fresh_for=1.0) == 7
+        assert reads.count == 3

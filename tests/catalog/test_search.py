@@ -1,11 +1,12 @@
 """Product search over HTTP: Chinese and English text, region subtrees, what is on sale."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.catalog.models import Product, Sku
@@ -294,20 +295,33 @@ async def test_pages_follow_one_order_by_words_in_title_then_newest(
         assert [p["id"] for p in page["items"]] == expected[offset : offset + 3]
 
 
-async def test_a_search_shows_every_commit_at_once(
-    client: httpx.AsyncClient, shelf: Shelf, db: AsyncSession
+async def test_a_search_shows_a_change_through_the_app_at_once_and_any_commit_within_a_second(
+    app: Any, client: httpx.AsyncClient, shelf: Shelf, db: AsyncSession
 ) -> None:
-    """Pages the reader keeps (service.kept) are read anew after any commit, even one made
-    in plain SQL on another connection, which no ORM event sees."""
+    """Pages the reader keeps (service.kept) are read anew at once after a commit of the
+    app's ORM sessions (a product or a price changed through the API or the console), and
+    within the pages' cache age after any other commit: plain SQL on another connection,
+    which no ORM event sees (the order path taking stock, another process)."""
 
     async def kiwi_stock() -> int:
         page = (await client.get("/api/v1/products", params={"q": "红心"})).json()
         return int(page["items"][0]["skus"][0]["stock"])
 
     assert await kiwi_stock() == await kiwi_stock() == 10
+    async with app.state.sessionmaker() as session, session.begin():
+        kiwi = await session.scalar(select(Sku).where(Sku.product_id == shelf.ids["kiwi"]))
+        assert kiwi is not None
+        kiwi.stock = 8
+    assert await kiwi_stock() == 8
+
     await db.execute(update(Sku).where(Sku.product_id == shelf.ids["kiwi"]).values(stock=7))
     await db.commit()
-    assert await kiwi_stock() == 7
+    assert app.state.page_cache.max_age == 1
+    async with asyncio.timeout(3):
+        while await kiwi_stock() != 7:
+            await asyncio.sleep(0.05)
     await db.execute(update(Product).where(Product.id == shelf.ids["kiwi"]).values(status="hidden"))
     await db.commit()
-    assert await found(client, shelf, q="红心") == []
+    async with asyncio.timeout(3):
+        while await found(client, shelf, q="红心") != []:
+            await asyncio.sleep(0.05)

@@ -82,8 +82,10 @@ def _page_json(conn: Connection, *, limit: int, offset: int, **listing: Any) -> 
 
 
 async def _product_page(request: Request, **listing: Any) -> bytes | None:
-    """``_page_json`` on SQLite's reader, kept there until something commits (``service.kept``;
-    the image storage's URLs are fixed, so a kept page's stay right). On PostgreSQL on a
+    """``_page_json`` on SQLite's reader, kept there until something commits, or for as long
+    as a shared page when what commits is not an ORM change of this process (orders taking
+    stock, likes: ``service.kept``; the image storage's URLs are fixed, so a kept page's stay
+    right). On PostgreSQL on a
     connection of the requests' pool: its reader is one connection, which the order path's
     lookups must not wait behind a search for."""
     state = request.app.state
@@ -91,7 +93,10 @@ async def _product_page(request: Request, **listing: Any) -> bytes | None:
     key = ("products", *sorted(listing.items()))
     body: bytes | None
     if state.engine.dialect.name == "sqlite":
-        body = await state.reader.run(service.kept, key=key, read=read)
+        cache = state.page_cache
+        body = await state.reader.run(
+            service.kept, key=key, read=read, generation=cache.commits, fresh_for=cache.max_age
+        )
     else:
         async with state.engine.connect() as conn:
             body = await conn.run_sync(read)

@@ -2,9 +2,11 @@
 
 import json
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from itertools import chain
@@ -556,47 +558,64 @@ def read_product_page(
 
 
 T = TypeVar("T")
-# What the reader read, kept while nothing has been committed to the database: reading it
-# again would find the same rows (see ``kept``). A page of products is about 20 KB of JSON.
+# What the reader read, kept while reading again would find the same (see ``kept``). A page
+# of products is about 20 KB of JSON.
 KEPT_READS = 256
 _KEPT = "catalog.kept"
-_UNKNOWN = object()
 
 
-class _Kept:
-    def __init__(self) -> None:
-        self.stamp: tuple[int, int] | None = None
-        self.reads: OrderedDict[Hashable, Any] = OrderedDict()
+@dataclass(slots=True)
+class _Read:
+    stamp: tuple[int, int]  # the connection's (data_version, total_changes) before reading
+    generation: int  # the caller's count of the changes it was told of
+    at: float  # time.monotonic() when read
+    value: Any
 
 
-def kept(conn: Connection, *, key: Hashable, read: Callable[[Connection], T]) -> T:
-    """``read(conn)``, or what it returned for the same ``key`` on this connection if nothing
-    has been committed to the database since it ran (the ``KEPT_READS`` latest keys).
+def kept(
+    conn: Connection,
+    *,
+    key: Hashable,
+    read: Callable[[Connection], T],
+    generation: int = 0,
+    fresh_for: float = 0.0,
+) -> T:
+    """``read(conn)``, or what it returned for the same ``key`` on this connection (the
+    ``KEPT_READS`` latest keys) if nothing has been committed to the database since it ran;
+    or, if ``fresh_for`` is given, if it ran less than ``fresh_for`` seconds ago and
+    ``generation`` is still what it was.
 
     Only on SQLite, on a connection outside a transaction (the reader's): its
     ``PRAGMA data_version`` changes with every commit of any other connection, of this
-    process or another, and its ``total_changes`` with every write of its own. So what is
-    kept is exactly what reading again would find. Between commits (an audience arriving at a
-    live room) a search costs that pragma; while orders or likes commit every moment, each
-    search reads anew. Elsewhere it reads every time.
+    process or another, and its ``total_changes`` with every write of its own. So with no
+    ``fresh_for``, what is kept is exactly what reading again would find. But while orders
+    or likes commit every moment that would be never: ``generation`` is the caller's count of
+    the commits it is told of (the pages' cache counts every commit of the app's ORM
+    sessions: a product, a price, a shop changed), so that what it is told of is seen at
+    once, and what it is not (stock taken by the order path's plain SQL, another process's
+    commits) within ``fresh_for`` seconds, as on the shared pages. Elsewhere it reads every
+    time.
     """
     dbapi: Any = conn.connection.dbapi_connection
     if not isinstance(dbapi, sqlite3.Connection) or dbapi.in_transaction:
         return read(conn)
     # Taken before reading: a commit while ``read`` runs changes it for the next call.
     stamp = (dbapi.execute("PRAGMA data_version").fetchone()[0], dbapi.total_changes)
-    memo: _Kept = conn.connection.info.setdefault(_KEPT, _Kept())
-    if memo.stamp != stamp:
-        memo.stamp, memo.reads = stamp, OrderedDict()
-    else:
-        value = memo.reads.get(key, _UNKNOWN)
-        if value is not _UNKNOWN:
-            memo.reads.move_to_end(key)
-            return value  # type: ignore[no-any-return]
+    now = time.monotonic()
+    reads: OrderedDict[Hashable, _Read] = conn.connection.info.setdefault(_KEPT, OrderedDict())
+    was = reads.get(key)
+    if (
+        was is not None
+        and was.generation == generation
+        and (was.stamp == stamp or now - was.at < fresh_for)
+    ):
+        reads.move_to_end(key)
+        return was.value  # type: ignore[no-any-return]
     value = read(conn)
-    memo.reads[key] = value
-    if len(memo.reads) > KEPT_READS:
-        memo.reads.popitem(last=False)
+    reads[key] = _Read(stamp, generation, now, value)
+    reads.move_to_end(key)
+    while len(reads) > KEPT_READS:
+        reads.popitem(last=False)
     return value
 
 

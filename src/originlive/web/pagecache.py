@@ -128,6 +128,9 @@ class PageCache:
         self._renders: dict[Key, asyncio.Event] = {}
         self._unshared: OrderedDict[Key, float] = OrderedDict()
         self.on_forget: list[Callable[[set[str]], None]] = []
+        # Commits of the app's sessions that changed rows through the ORM, counted: what
+        # others keep for ``max_age`` compares it (``catalog.service.kept``).
+        self.commits = 0
 
     @property
     def enabled(self) -> bool:
@@ -167,6 +170,7 @@ class PageCache:
 
     def committed(self, objects: set[object]) -> None:
         """``db.create_sessionmaker``'s ``on_commit``: forget the pages these rows are on."""
+        self.commits += 1
         tags: set[str] = set()
         for obj in objects:
             tags_of = _WATCHED.get(type(obj))
