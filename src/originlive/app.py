@@ -44,6 +44,7 @@ from originlive.live import pages as live_pages
 from originlive.live.control import StopSelling
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
+from originlive.logistics import api as logistics_api
 from originlive.media import api as media_api
 from originlive.media.fastpath import HlsRoute
 from originlive.media.ingest import Media
@@ -252,6 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_api.router,
         media_api.router,
         payments_api.router,
+        logistics_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,

@@ -15,6 +15,7 @@ class Role(enum.StrEnum):
     MERCHANT = "merchant"
     ANCHOR = "anchor"
     OPERATOR = "operator"
+    STATION = "station"  # staff of a delivery node (logistics.models.NodeStaff says which)
 
 
 class TokenKind(enum.StrEnum):

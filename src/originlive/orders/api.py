@@ -17,7 +17,6 @@ from originlive.orders import schemas, service
 from originlive.orders.deps import (
     OwnedOffer,
     Placer,
-    ShopOrder,
     StockGate,
     VisibleOffer,
     VisibleOrder,
@@ -159,23 +158,6 @@ async def cancel_order(
             target_id=order.id,
             detail={"reason": reason},
         )
-    fresh = await service.get_order(session, order_id=order.id)
-    assert fresh is not None
-    return schemas.Order.model_validate(fresh)
-
-
-@router.post("/orders/{order_id}/ship", response_model=schemas.Order)
-async def ship_order(
-    body: schemas.ShipmentCreate,
-    order: ShopOrder,
-    session: SessionDep,
-    writer: Writer,
-    user: CurrentUser,
-) -> schemas.Order:
-    """The shop has sent a paid order: it becomes shipped, with the carrier's waybill."""
-    await service.ship_order(
-        writer, order=order, actor=user, carrier=body.carrier, tracking_number=body.tracking_number
-    )
     fresh = await service.get_order(session, order_id=order.id)
     assert fresh is not None
     return schemas.Order.model_validate(fresh)

@@ -1,0 +1,370 @@
+"""Rules of the delivery network: its nodes and links, the route a parcel takes, shipping an
+order as parcels, and what each kind of user may see of them."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts import service as accounts
+from originlive.accounts.models import Role, User
+from originlive.batching import OrderWriter
+from originlive.catalog.models import Shop
+from originlive.db import utcnow
+from originlive.errors import Conflict, InvalidInput
+from originlive.logistics import schemas, tracking
+from originlive.logistics.models import (
+    Bag,
+    DeliveryNode,
+    NodeKind,
+    NodeLink,
+    NodeStaff,
+    Notification,
+    Parcel,
+    ParcelItem,
+    ParcelStop,
+    TrackingEvent,
+)
+from originlive.orders.models import Order
+from originlive.regions import service as regions
+
+# The network
+
+
+async def get_node(session: AsyncSession, *, node_id: int) -> DeliveryNode | None:
+    """The node, or None."""
+    return await session.get(DeliveryNode, node_id)
+
+
+async def list_nodes(
+    session: AsyncSession, *, region_code: str | None = None
+) -> Sequence[tuple[DeliveryNode, NodeLink | None]]:
+    """Nodes (at the region and below it, if one is given) with the link to their upstream
+    node, hubs first."""
+    query = select(DeliveryNode, NodeLink).outerjoin(
+        NodeLink, NodeLink.downstream_id == DeliveryNode.id
+    )
+    if region_code is not None:
+        region = await regions.get_or_404(session, code=region_code, field="region")
+        query = query.where(regions.within(region, DeliveryNode.region_code.expression))
+    rows = await session.execute(query.order_by(DeliveryNode.kind, DeliveryNode.id))
+    order = {kind: kind.depth for kind in NodeKind}
+    return sorted(
+        ((n, link) for n, link in rows.tuples()), key=lambda r: (order[r[0].kind], r[0].id)
+    )
+
+
+_NODE_LEVELS = {
+    NodeKind.COUNTY_HUB: ("prefecture", "county"),
+    NodeKind.TOWNSHIP_STATION: ("county", "township"),
+    NodeKind.VILLAGE_POINT: ("township", "village"),
+}
+
+
+async def create_node(session: AsyncSession, *, data: schemas.NodeCreate) -> DeliveryNode:
+    """Open a hub, station or point at a region of its level (a hub at a county, or at a
+    city without counties; a station at a township; a point at a village or a township)."""
+    region = await regions.get_or_404(session, code=data.region_code, field="region_code")
+    if region.level.value not in _NODE_LEVELS[data.kind]:
+        raise InvalidInput(
+            f"A {data.kind.value} is at a {' or a '.join(_NODE_LEVELS[data.kind])}, "
+            f"not a {region.level.value}.",
+            field="region_code",
+        )
+    node = DeliveryNode(**data.model_dump(exclude={"upstream_id", "transit_minutes"}))
+    session.add(node)
+    await session.flush()
+    if data.upstream_id is not None:
+        await link(
+            session, node=node, upstream_id=data.upstream_id, transit_minutes=data.transit_minutes
+        )
+    return node
+
+
+async def update_node(
+    session: AsyncSession, *, node: DeliveryNode, data: schemas.NodeUpdate
+) -> DeliveryNode:
+    """Change a node's name, address, hours, phone, home delivery or whether it is open."""
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(node, field, value)
+    await session.flush()
+    return node
+
+
+async def link(
+    session: AsyncSession, *, node: DeliveryNode, upstream_id: int, transit_minutes: int
+) -> NodeLink:
+    """Say which node serves this one (a hub a station, a station a point); replaces the one
+    before."""
+    upstream = await get_node(session, node_id=upstream_id)
+    if upstream is None:
+        raise InvalidInput(f"No node {upstream_id}.", field="upstream_id")
+    if upstream.kind.depth != node.kind.depth - 1:
+        raise InvalidInput(
+            f"A {node.kind.value} is served by a node one level up, not a {upstream.kind.value}.",
+            field="upstream_id",
+        )
+    found = await session.get(NodeLink, node.id)
+    if found is None:
+        found = NodeLink(downstream_id=node.id, upstream_id=upstream.id)
+        session.add(found)
+    found.upstream_id, found.transit_minutes = upstream.id, transit_minutes
+    await session.flush()
+    return found
+
+
+async def add_staff(session: AsyncSession, *, node: DeliveryNode, email: str) -> User:
+    """Make an account staff of a node (one node an account): it gets the station role."""
+    user = await accounts.get_by_email(session, email=email)
+    if user is None:
+        raise InvalidInput(f"No account with e-mail {email}.", field="email")
+    staff = await session.get(NodeStaff, user.id)
+    if staff is None:
+        session.add(NodeStaff(user_id=user.id, node_id=node.id))
+    else:
+        staff.node_id = node.id
+    await accounts.grant_role(session, user=user, role=Role.STATION)
+    await session.flush()
+    return user
+
+
+async def staff_node(session: AsyncSession, *, user: User) -> DeliveryNode | None:
+    """The node whose staff the user is, or None."""
+    return await session.scalar(
+        select(DeliveryNode)
+        .join(NodeStaff, NodeStaff.node_id == DeliveryNode.id)
+        .where(NodeStaff.user_id == user.id)
+    )
+
+
+# Routes
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """What the route chooser needs of a node."""
+
+    id: int
+    kind: NodeKind
+    region_code: str
+    upstream_id: int | None
+
+
+def choose_route(
+    nodes: Sequence[Node], *, shop_path: Sequence[str], buyer_path: Sequence[str]
+) -> list[int]:
+    """The nodes a parcel passes, first to last: from the hub nearest the shop up its region
+    tree, down the links to the node that serves the buyer: the deepest node at the buyer's
+    region, or at the nearest region above it that has one. Paths run province first.
+
+    Raises ``Conflict`` where no node serves the buyer: the shop must use a carrier.
+    """
+    by_region: dict[str, list[Node]] = {}
+    for node in nodes:
+        by_region.setdefault(node.region_code, []).append(node)
+    by_id = {node.id: node for node in nodes}
+    destination = next(
+        (
+            max(by_region[code], key=lambda n: (n.kind.depth, -n.id))
+            for code in reversed(buyer_path)
+            if code in by_region
+        ),
+        None,
+    )
+    if destination is None:
+        raise Conflict("No delivery node serves the buyer's region: send it with a carrier.")
+    chain = [destination]
+    while (up := chain[-1].upstream_id) is not None and up in by_id and len(chain) < 3:
+        chain.append(by_id[up])
+    route = [n.id for n in reversed(chain)]
+    origin = next(
+        (
+            min(
+                (n for n in by_region.get(code, ()) if n.kind is NodeKind.COUNTY_HUB),
+                key=lambda n: n.id,
+            )
+            for code in reversed(shop_path)
+            if any(n.kind is NodeKind.COUNTY_HUB for n in by_region.get(code, ()))
+        ),
+        None,
+    )
+    if origin is not None and origin.id != route[0]:
+        route.insert(0, origin.id)
+    return route
+
+
+async def route_for(session: AsyncSession, *, shop_region: str, buyer_region: str) -> list[int]:
+    """``choose_route`` over the open nodes."""
+    shop = await regions.get_or_404(session, code=shop_region)
+    buyer = await regions.get_or_404(session, code=buyer_region)
+    rows = await session.execute(
+        select(DeliveryNode.id, DeliveryNode.kind, DeliveryNode.region_code, NodeLink.upstream_id)
+        .outerjoin(NodeLink, NodeLink.downstream_id == DeliveryNode.id)
+        .where(DeliveryNode.active.is_(True))
+    )
+    nodes = [Node(*row) for row in rows.tuples()]
+    return choose_route(
+        nodes,
+        shop_path=[c for c in shop.path.split("/") if c],
+        buyer_path=[c for c in buyer.path.split("/") if c],
+    )
+
+
+# Shipping
+
+
+async def ship(
+    session: AsyncSession,
+    writer: OrderWriter,
+    *,
+    order: Order,
+    actor: User,
+    data: schemas.ShipmentCreate,
+) -> list[int]:
+    """The shop has packed a paid order: it becomes shipped, as one parcel or several, each
+    routed through the network to the buyer's point, or handed to the carrier named."""
+    ordered = {item.id: item.quantity for item in order.items}
+    plans = data.parcels or [
+        schemas.ParcelPlan(
+            items=[schemas.ParcelLine(order_item_id=i, quantity=q) for i, q in ordered.items()]
+        )
+    ]
+    packed: dict[int, int] = {}
+    for plan in plans:
+        for line in plan.items:
+            if line.order_item_id not in ordered:
+                raise InvalidInput(
+                    f"Order {order.id} has no line {line.order_item_id}.", field="parcels"
+                )
+            packed[line.order_item_id] = packed.get(line.order_item_id, 0) + line.quantity
+    if packed != ordered:
+        raise InvalidInput("The parcels must hold every unit of the order, once.", field="parcels")
+    route: list[int] = []
+    if data.carrier is None:
+        shop = await session.get(Shop, order.shop_id)
+        assert shop is not None
+        route = await route_for(
+            session, shop_region=shop.region_code, buyer_region=order.ship_region_code
+        )
+    parcels = [
+        tracking.NewParcel(
+            items=[(line.order_item_id, line.quantity) for line in plan.items],
+            route=route,
+            carrier=data.carrier,
+            carrier_tracking=data.tracking_number,
+            weight_grams=plan.weight_grams,
+        )
+        for plan in plans
+    ]
+    note = f"{data.carrier} {data.tracking_number}" if data.carrier else f"{len(parcels)} parcel(s)"
+    return await writer.run(
+        tracking.ship,
+        order_id=order.id,
+        shop_id=order.shop_id,
+        region_code=order.ship_region_code,
+        parcels=parcels,
+        actor_id=actor.id,
+        now=utcnow(),
+        note=note,
+    )
+
+
+# Reading
+
+
+async def get_parcel(session: AsyncSession, *, code: str) -> Parcel | None:
+    """The parcel with that label, or None."""
+    return await session.scalar(select(Parcel).where(Parcel.code == code))
+
+
+async def passes(session: AsyncSession, *, parcel_id: int, node_id: int) -> bool:
+    """Whether the parcel's route passes the node, or it was scanned there."""
+    stop = exists().where(ParcelStop.parcel_id == parcel_id, ParcelStop.node_id == node_id)
+    seen = exists().where(TrackingEvent.parcel_id == parcel_id, TrackingEvent.node_id == node_id)
+    return bool(await session.scalar(select(or_(stop, seen))))
+
+
+async def order_parcels(session: AsyncSession, *, order_id: int) -> Sequence[Parcel]:
+    """An order's parcels, first made first."""
+    return (
+        await session.scalars(select(Parcel).where(Parcel.order_id == order_id).order_by(Parcel.id))
+    ).all()
+
+
+async def node_parcels(
+    session: AsyncSession, *, node_id: int, limit: int, offset: int
+) -> tuple[Sequence[Parcel], int]:
+    """Parcels whose route passes the node, latest news first."""
+    passing = select(ParcelStop.parcel_id).where(ParcelStop.node_id == node_id)
+    query = select(Parcel).where(Parcel.id.in_(passing))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(Parcel.status_at.desc(), Parcel.id.desc()).limit(limit).offset(offset)
+    )
+    return rows.all(), total or 0
+
+
+async def timeline(
+    session: AsyncSession, *, parcel_ids: Sequence[int]
+) -> dict[int, list[schemas.TrackingEvent]]:
+    """Each parcel's events in the order they happened, with their nodes' names."""
+    rows = await session.execute(
+        select(TrackingEvent, DeliveryNode.name)
+        .outerjoin(DeliveryNode, DeliveryNode.id == TrackingEvent.node_id)
+        .where(TrackingEvent.parcel_id.in_(parcel_ids))
+        .order_by(TrackingEvent.happened_at, TrackingEvent.id)
+    )
+    found: dict[int, list[schemas.TrackingEvent]] = {i: [] for i in parcel_ids}
+    for event, node_name in rows.tuples():
+        shown = schemas.TrackingEvent.model_validate(event)
+        found[event.parcel_id].append(shown.model_copy(update={"node_name": node_name}))
+    return found
+
+
+async def parcel_views(session: AsyncSession, parcels: Sequence[Parcel]) -> list[schemas.Parcel]:
+    """Parcels as the API shows them: lines, route and events."""
+    ids = [p.id for p in parcels]
+    events = await timeline(session, parcel_ids=ids)
+    lines: dict[int, list[schemas.ParcelLine]] = {i: [] for i in ids}
+    for item in await session.scalars(select(ParcelItem).where(ParcelItem.parcel_id.in_(ids))):
+        lines[item.parcel_id].append(schemas.ParcelLine.model_validate(item))
+    stops: dict[int, list[int]] = {i: [] for i in ids}
+    for stop in await session.scalars(
+        select(ParcelStop).where(ParcelStop.parcel_id.in_(ids)).order_by(ParcelStop.seq)
+    ):
+        stops[stop.parcel_id].append(stop.node_id)
+    return [
+        schemas.Parcel.model_validate(p).model_copy(
+            update={"items": lines[p.id], "route": stops[p.id], "events": events[p.id]}
+        )
+        for p in parcels
+    ]
+
+
+async def notifications(
+    session: AsyncSession, *, limit: int, offset: int
+) -> Sequence[Notification]:
+    """What the notifier sent, newest first (the sandbox's record, for operators)."""
+    rows = await session.scalars(
+        select(Notification).order_by(Notification.id.desc()).limit(limit).offset(offset)
+    )
+    return rows.all()
+
+
+async def count_notifications(session: AsyncSession) -> int:
+    """How many messages the notifier sent."""
+    return await session.scalar(select(func.count()).select_from(Notification)) or 0
+
+
+async def get_bag(session: AsyncSession, *, seal: str) -> Bag | None:
+    """The bag with that seal, or None."""
+    return await session.scalar(select(Bag).where(Bag.seal == seal))
+
+
+async def bag_parcels(session: AsyncSession, *, bag_id: int) -> list[str]:
+    """The labels of the parcels in the bag now."""
+    rows = await session.scalars(
+        select(Parcel.code).where(Parcel.bag_id == bag_id).order_by(Parcel.id)
+    )
+    return list(rows)
