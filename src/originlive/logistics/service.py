@@ -51,7 +51,7 @@ async def list_nodes(
     rows = await session.execute(query.order_by(DeliveryNode.kind, DeliveryNode.id))
     order = {kind: kind.depth for kind in NodeKind}
     return sorted(
-        ((n, link) for n, link in rows.tuples()), key=lambda r: (order[r[0].kind], r[0].id)
+        ((n, link) for n, link in rows.all()), key=lambda r: (order[r[0].kind], r[0].id)
     )
 
 
@@ -203,7 +203,7 @@ async def route_for(session: AsyncSession, *, shop_region: str, buyer_region: st
         .outerjoin(NodeLink, NodeLink.downstream_id == DeliveryNode.id)
         .where(DeliveryNode.active.is_(True))
     )
-    nodes = [Node(*row) for row in rows.tuples()]
+    nodes = [Node(*row) for row in rows.all()]
     return choose_route(
         nodes,
         shop_path=[c for c in shop.path.split("/") if c],
@@ -316,7 +316,7 @@ async def timeline(
         .order_by(TrackingEvent.happened_at, TrackingEvent.id)
     )
     found: dict[int, list[schemas.TrackingEvent]] = {i: [] for i in parcel_ids}
-    for event, node_name in rows.tuples():
+    for event, node_name in rows.all():
         shown = schemas.TrackingEvent.model_validate(event)
         found[event.parcel_id].append(shown.model_copy(update={"node_name": node_name}))
     return found
