@@ -251,3 +251,28 @@ async def test_who_sees_a_parcel(
             f"/api/v1/orders/{order2['id']}/ship", json={}, headers=who.headers
         )
         assert shipped.status_code == 404
+
+
+async def test_the_console_ships_through_the_network_when_no_carrier_is_given(
+    network: Network, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    from tests.accounts.test_pages import HTML
+
+    client, merchant = network.market.client, network.market.merchant
+    buyer = await make_user("buyer")
+    order = await network.paid_order(buyer)
+    sent = await client.post(
+        f"/console/orders/{order['id']}/ship",
+        data={"carrier": "", "tracking_number": ""},
+        headers=merchant.headers | HTML,
+    )
+    assert sent.status_code == 303, sent.text
+    parcels = await client.get(f"/api/v1/orders/{order['id']}/parcels", headers=buyer.headers)
+    (parcel,) = parcels.json()
+    assert parcel["carrier"] is None and parcel["destination_id"] == network.point["id"]
+    half = await client.post(
+        f"/console/orders/{(await network.paid_order(buyer))['id']}/ship",
+        data={"carrier": "中国邮政", "tracking_number": ""},
+        headers=merchant.headers | HTML,
+    )
+    assert half.status_code == 422

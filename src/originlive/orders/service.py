@@ -192,21 +192,6 @@ async def cancel_order(
     await gate.returned(returned)
 
 
-async def ship_order(
-    writer: OrderWriter, *, order: Order, actor: User, carrier: str, tracking_number: str
-) -> None:
-    """The shop has handed a paid order to a carrier: paid -> shipped, the waybill noted."""
-    await writer.run(
-        stock.transition,
-        order_id=order.id,
-        allowed=(OrderStatus.PAID,),
-        to=OrderStatus.SHIPPED,
-        actor_id=actor.id,
-        now=utcnow(),
-        note=f"{carrier} {tracking_number}",
-    )
-
-
 @dataclass(frozen=True)
 class Sales:
     """What offers have sold: orders paid and awaiting payment, units and takings."""

@@ -1,7 +1,8 @@
 """The merchant's console, orders part: the shop's orders by state, with the address to ship
 to, and the two things a shop does to a paid order: ship it (carrier and waybill) or give the
-money back (all or part). The work is the API's (``orders.service.ship_order``,
-``payments.service.refund``)."""
+money back (all or part). The work is the API's (``logistics.service.ship``,
+``payments.service.refund``): shipping with no carrier sends the order's parcel through the
+delivery network, to the point that serves the buyer."""
 
 from typing import Annotated, Any
 
@@ -16,7 +17,8 @@ from originlive.catalog.models import Shop
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, OriginliveError
-from originlive.orders import schemas as order_schemas
+from originlive.logistics import service as logistics
+from originlive.logistics.schemas import ShipmentCreate
 from originlive.orders import service as orders
 from originlive.orders.deps import ShopOrder, Writer
 from originlive.orders.models import Order, OrderStatus
@@ -116,13 +118,14 @@ async def ship(
     carrier: Line = "",
     tracking_number: Line = "",
 ) -> Response:
-    """Mark a paid order as sent, with the carrier and the waybill number."""
+    """Send a paid order: through the delivery network, or with a carrier and its waybill."""
     try:
-        data = order_schemas.ShipmentCreate(carrier=carrier, tracking_number=tracking_number)
-        await orders.ship_order(
-            writer, order=order, actor=user,
-            carrier=data.carrier, tracking_number=data.tracking_number,
-        )  # fmt: skip
+        by_carrier = bool(carrier or tracking_number)  # one without the other is refused
+        data = ShipmentCreate(
+            carrier=carrier if by_carrier else None,
+            tracking_number=tracking_number if by_carrier else None,
+        )
+        await logistics.ship(session, writer, order=order, actor=user, data=data)
     except ValidationError as exc:
         return await _refused(request, session, order, errors=field_errors(exc, MESSAGES))
     except OriginliveError as exc:  # no longer paid: refunded or shipped meanwhile
