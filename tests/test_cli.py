@@ -29,7 +29,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_migrate_is_idempotent(env: dict[str, str]) -> None:
     first = run(env, "migrate")
     assert first.returncode == 0, first.stderr
-    assert "3348 official regions added" in first.stdout
+    assert "44700 official regions added" in first.stdout
     again = run(env, "migrate")
     assert again.returncode == 0, again.stderr
     assert "0 official regions added" in again.stdout

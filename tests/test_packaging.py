@@ -73,7 +73,7 @@ def test_installed_wheel_migrates_and_serves(wheel: Path, tmp_path: Path) -> Non
 
     where = run(str(venv / "bin" / "python"), "-c", "import originlive; print(originlive.__file__)")
     assert Path(where.strip()).is_relative_to(venv)  # not the checkout's
-    assert "3348 official regions added" in run(str(venv / "bin" / "originlive"), "migrate")
+    assert "44700 official regions added" in run(str(venv / "bin" / "originlive"), "migrate")
 
     port = free_port()
     server = subprocess.Popen(

@@ -90,11 +90,12 @@ async def test_region_rules(client: httpx.AsyncClient, make_operator, make_user,
 
 
 async def test_towns_of_a_city_without_counties(client: httpx.AsyncClient, make_operator) -> None:
-    # Dongguan (441900) has towns directly below it; a city with counties does not.
+    # Dongguan (441900) has towns directly below it (shipped ones too: 长安镇 is 441900119);
+    # a city with counties does not.
     operator = await make_operator()
     town = await client.post(
         "/api/v1/regions",
-        json={"code": "441900119", "name": "长安镇", "parent_code": "441900"},
+        json={"code": "441900901", "name": "演示镇", "parent_code": "441900"},
         headers=operator.headers,
     )
     assert town.status_code == 201, town.text

@@ -20,11 +20,10 @@ FULL_NAME = "陕西省 咸阳市 武功县 武功镇 徐杨村"
 
 
 async def _villages(database_url: str) -> None:
-    """A township and a village under 武功县, as an operator adds them."""
+    """A village under 武功县's township 武功镇 (shipped), as an operator adds it."""
     engine = create_async_engine(database_url)
     try:
         async with async_sessionmaker(engine)() as session:
-            await regions.create(session, code=TOWNSHIP, name="武功镇", parent_code="610431")
             await regions.create(session, code=VILLAGE, name="徐杨村", parent_code=TOWNSHIP)
             await session.commit()
     finally:
