@@ -63,6 +63,7 @@ from originlive.payments.service import WebhookDelivery
 from originlive.realtime.broker import Broker, MemoryBroker, RedisBroker
 from originlive.realtime.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from originlive.regions import api as regions_api
+from originlive.regions import operator as regions_operator
 from originlive.routing import Router
 from originlive.settings import Settings, get_settings
 from originlive.web import pages as web_pages
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_pages.router,
         live_console.router,
         live_operator.router,
+        regions_operator.router,
         payments_pages.router,
         payments_buy.router,
         payments_console.router,
