@@ -7,12 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.models import AuditEntry
 from originlive.catalog.models import Product, Shop, ShopStatus
 from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
+from originlive.logistics.models import Bag, Parcel, ParcelStatus
 
 
 async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
     made = await seed_session(db)
     await db.commit()
-    assert len(made) == len(SHOPS) + 2
+    assert len(made) == len(SHOPS) + 4
     statuses = set(await db.scalars(select(Shop.status)))
     assert statuses == {ShopStatus.APPROVED}
     # Every approval was an operator's, and logged.
@@ -40,7 +41,7 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
         "/api/v1/auth/token", data={"username": BUYER_EMAIL, "password": DEMO_PASSWORD}
     )
     assert token.status_code == 200
-    offer_id = int(made[-1].split()[2].rstrip(":"))
+    offer_id = int(next(m for m in made if m.startswith("flash offer")).split()[2].rstrip(":"))
     offer = (await client.get(f"/api/v1/offers/{offer_id}")).json()
     assert offer["remaining"] == 500 and offer["price_cents"] == 2990
     # It is pinned in the kiwi co-operative's room, which is live; its next one is tomorrow.
@@ -65,6 +66,21 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
     )
     assert order.status_code == 201, order.text
     assert order.json()["total_cents"] == 2 * 2990
+
+    # Last night's session has ended; its orders travel. The demo buyer's parcel waits at the
+    # village point with its pick-up code, which the buyer sees; another is in a bag.
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    mine = (await client.get("/api/v1/orders", headers=bearer)).json()["items"]
+    shipped = [o for o in mine if o["status"] == "shipped"]
+    assert len(shipped) == 1
+    (parcel,) = (
+        await client.get(f"/api/v1/orders/{shipped[0]['id']}/parcels", headers=bearer)
+    ).json()
+    assert parcel["status"] == "ready_for_pickup" and parcel["pickup_code"]
+    assert parcel["events"][-1]["node_name"] == "徐杨村村邮站"
+    assert await db.scalar(select(func.count()).select_from(Bag)) == 1
+    statuses = {p.status for p in await db.scalars(select(Parcel))}
+    assert {ParcelStatus.READY_FOR_PICKUP, ParcelStatus.IN_TRANSIT} <= statuses
 
 
 async def test_demo_loads_once(client: httpx.AsyncClient, db: AsyncSession) -> None:

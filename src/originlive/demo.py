@@ -7,8 +7,10 @@ their codes are the National Bureau of Statistics' own. Every demo account has t
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
@@ -18,8 +20,14 @@ from originlive.catalog import service as catalog
 from originlive.db import create_engine, create_sessionmaker, utcnow
 from originlive.live import service as live
 from originlive.live.schemas import LiveSessionCreate
+from originlive.logistics import schemas as delivery
+from originlive.logistics import service as logistics
+from originlive.logistics import tracking
+from originlive.logistics.models import NodeKind, Parcel, ParcelStatus
 from originlive.orders import service as orders
 from originlive.orders import stock
+from originlive.payments import records as payments
+from originlive.payments import sandbox
 from originlive.regions import service as regions
 from originlive.settings import Settings
 
@@ -327,7 +335,225 @@ async def seed_session(session: AsyncSession) -> list[str]:
     assert offer is not None
     await live.pin(session, live=room, offer=offer)
     made.append(f"flash offer {offer_id}: 500 x {kiwi.name} kiwis at ¥29.90, 2 per buyer")
+    made += await _seed_delivery(session, grove=grove, grower=grower, sku_id=kiwi.id)
     return made
+
+
+# The delivery network of the demo shops' counties: (kind, region code, name, staff e-mail).
+NETWORK = [
+    ("county_hub", "610431", "武功县电商物流中心", "hub.wugong@example.com"),
+    ("township_station", "610431102", "武功镇快递服务站", "station.wugong@example.com"),
+    ("village_point", "610431102202", "徐杨村村邮站", "point.xuyang@example.com"),
+    ("county_hub", "530114", "呈贡区物流中心", None),
+    ("township_station", "530114003", "斗南街道服务站", None),
+    ("village_point", "530114003", "斗南花市服务点", None),
+    ("county_hub", "500240", "石柱县物流中心", None),
+    ("township_station", "500240105", "黄水镇服务站", None),
+    ("village_point", "500240105", "黄水镇菜鸟驿站", None),
+    ("county_hub", "441900", "东莞市物流中心", None),
+    ("township_station", "441900119", "长安镇服务站", None),
+    ("village_point", "441900119", "长安镇驿站", None),
+]
+# Buyers of last night's kiwi session: (e-mail, name, village or township code).
+SESSION_BUYERS = [
+    (BUYER_EMAIL, "王小满", "610431102202"),
+    ("buyer2@example.com", "李春花", "610431102202"),
+    ("buyer3@example.com", "张立", "530114003"),
+    ("buyer4@example.com", "谭秀英", "500240105"),
+    ("buyer5@example.com", "陈建国", "441900119"),
+]
+
+
+async def _seed_delivery(
+    session: AsyncSession, *, grove: Any, grower: User, sku_id: int
+) -> list[str]:
+    """The network, and last night's ended kiwi session: its paid orders shipped as parcels,
+    one waiting for pick-up at 徐杨村 (its code on the demo buyer's order page), one in a
+    bag, others on their way."""
+    nodes: dict[str, int] = {}
+    upstream: dict[str, int] = {}
+    for kind, code, name, staff in NETWORK:
+        node = await logistics.create_node(
+            session,
+            data=delivery.NodeCreate(
+                kind=NodeKind(kind),
+                region_code=code,
+                name=name,
+                opening_hours="每天 8:00-20:00",
+                home_delivery=kind == "village_point",
+                upstream_id=upstream.get(kind),
+            ),
+        )
+        nodes[name] = node.id
+        # The next kind's upstream is this one: hub, then its station, then its point.
+        if kind == "county_hub":
+            upstream = {"township_station": node.id}
+        elif kind == "township_station":
+            upstream["village_point"] = node.id
+        if staff:
+            await _user(session, staff, f"{name} 工作人员")
+            await logistics.add_staff(session, node=node, email=staff)
+    ended = await live.create_session(
+        session,
+        shop=grove,
+        anchor=grower,
+        data=LiveSessionCreate(shop_id=grove.id, title="昨晚的猕猴桃专场"),
+    )
+    await live.start(session, live=ended)
+    now = utcnow()
+    conn = await session.connection()
+    offer_id = await conn.run_sync(
+        lambda sync: stock.open_offer(
+            sync,
+            sku_id=sku_id,
+            price_cents=2590,
+            quantity=100,
+            per_buyer_limit=3,
+            ends_at=None,
+            live_session_id=ended.id,
+            now=now,
+        )
+    )
+    parcels = []
+    for n, (email, name, village) in enumerate(SESSION_BUYERS):
+        buyer = await accounts.get_by_email(session, email=email)
+        if buyer is None:
+            buyer = await _user(session, email, name)
+        paid = partial(
+            _paid_order,
+            buyer_id=buyer.id,
+            name=name,
+            region_code=village,
+            offer_id=offer_id,
+            quantity=1 + n % 2,
+            now=now,
+        )
+        order = await conn.run_sync(paid)
+        shipped = await orders.get_order(session, order_id=order)
+        assert shipped is not None
+        route = await logistics.route_for(
+            session, shop_region=grove.region_code, buyer_region=village
+        )
+        plan = tracking.NewParcel(
+            items=[(i.id, i.quantity) for i in shipped.items], route=route, weight_grams=2600
+        )
+        ship = partial(
+            tracking.ship,
+            order_id=shipped.id,
+            shop_id=grove.id,
+            region_code=village,
+            parcels=[plan],
+            actor_id=grower.id,
+            now=now,
+            note="1 parcel(s)",
+        )
+        (parcel_id,) = await conn.run_sync(ship)
+        parcels.append((parcel_id, route))
+    await conn.run_sync(lambda sync: _move_parcels(sync, parcels, now=now))
+    await live.end(session, live=ended)
+    return [
+        f"delivery network: {len(NETWORK)} hubs, stations and points in the four shops' counties;"
+        f" staff point.xuyang@example.com at {NETWORK[2][2]}",
+        f"live session {ended.id} has ended: {len(parcels)} paid orders shipped as parcels, one"
+        f" waiting for pick-up at {NETWORK[2][2]} (the demo buyer's), one in a bag, the rest on"
+        " their way",
+    ]
+
+
+def _paid_order(
+    conn: Any,
+    *,
+    buyer_id: int,
+    name: str,
+    region_code: str,
+    offer_id: int,
+    quantity: int,
+    now: dt.datetime,
+) -> int:
+    """An order of the offer, paid through the sandbox gateway's records as a webhook would."""
+    placed = stock.place(
+        conn,
+        stock.PlaceOrder(
+            buyer_id=buyer_id,
+            idempotency_key=f"demo-{buyer_id}-{offer_id}",
+            lines=(stock.Line(offer_id, None, quantity),),
+            address=stock.Address(name, "13800000000", region_code, "村口第三户"),
+            now=now,
+            ttl=dt.timedelta(minutes=30),
+        ),
+    )
+    order_id = int(placed.order["id"])
+    payment_id = payments.open_payment(
+        conn,
+        order_id=order_id,
+        provider="sandbox",
+        checkout_token=sandbox.new_checkout_token(),
+        now=now,
+    )
+    total = placed.order["total_cents"]
+    payments.settle(
+        conn,
+        provider="sandbox",
+        event_id=f"demo-{payment_id}",
+        payment_id=payment_id,
+        succeeded=True,
+        amount_cents=total,
+        currency=placed.order["currency"],
+        refund_ref=sandbox.refund_ref(),
+        now=now,
+    )
+    return order_id
+
+
+def _move_parcels(conn: Any, parcels: list[tuple[int, list[int]]], *, now: dt.datetime) -> None:
+    """The first parcel reaches its village point and is shelved; the second travels in a
+    bag to its station; the rest leave their hubs."""
+
+    def code(parcel_id: int) -> str:
+        return str(conn.execute(select(Parcel.code).where(Parcel.id == parcel_id)).scalar_one())
+
+    def scan(parcel_id: int, node: int, status: ParcelStatus, minutes: int) -> None:
+        at = now + dt.timedelta(minutes=minutes)
+        tracking.scan_parcel(
+            conn,
+            code=code(parcel_id),
+            scan=tracking.Scan(f"demo-{parcel_id}-{minutes}", status, at),
+            node_id=node,
+            actor_id=None,
+            now=at,
+        )
+
+    (first, route), (second, route2), *rest = parcels
+    hub, station, point = route
+    for node, status, minutes in (
+        (hub, ParcelStatus.PICKED_UP, 1),
+        (hub, ParcelStatus.IN_TRANSIT, 2),
+        (station, ParcelStatus.AT_NODE, 3),
+        (station, ParcelStatus.IN_TRANSIT, 4),
+        (point, ParcelStatus.AT_NODE, 5),
+        (point, ParcelStatus.READY_FOR_PICKUP, 6),
+    ):
+        scan(first, node, status, minutes)
+    scan(second, route2[0], ParcelStatus.PICKED_UP, 1)
+    tracking.make_bag(
+        conn,
+        seal="DEMO-BAG-0001",
+        origin_id=route2[0],
+        destination_id=route2[1],
+        codes=[code(second)],
+        now=now,
+    )
+    tracking.scan_bag(
+        conn,
+        seal="DEMO-BAG-0001",
+        scan=tracking.Scan("demo-bag-1", ParcelStatus.IN_TRANSIT, now + dt.timedelta(minutes=2)),
+        node_id=route2[0],
+        actor_id=None,
+        now=now + dt.timedelta(minutes=2),
+    )
+    for parcel_id, hops in rest:
+        scan(parcel_id, hops[0], ParcelStatus.PICKED_UP, 1)
+        scan(parcel_id, hops[0], ParcelStatus.IN_TRANSIT, 2)
 
 
 async def seed(settings: Settings) -> str:
