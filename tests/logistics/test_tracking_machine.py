@@ -7,7 +7,6 @@ It drives ``logistics.tracking`` directly, as the order writer does, on real SQL
 PostgreSQL, each example in one transaction rolled back at its end.
 """
 
-import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -21,15 +20,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive.accounts.models import User
-from originlive.batching import _sqlite_thread_engine
 from originlive.catalog.models import Product, Shop, ShopStatus, Sku
 from originlive.errors import OriginliveError
 from originlive.logistics import tracking
 from originlive.logistics.models import DeliveryNode, NodeKind, Parcel, ParcelStatus, TrackingEvent
 from originlive.orders.models import Order, OrderItem, OrderStatus
+from tests.writer import on_writer_connection
 
 START = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 PARCELS = 3
@@ -319,17 +317,4 @@ def _run(connection: Connection) -> None:
 
 
 async def test_a_parcel_is_always_where_its_events_say(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        engine = _sqlite_thread_engine(database_url, writer=True)
-        try:
-            with engine.connect() as connection:
-                await asyncio.to_thread(_run, connection)
-        finally:
-            engine.dispose()
-        return
-    async_engine = create_async_engine(database_url)
-    try:
-        async with async_engine.connect() as connection:
-            await connection.run_sync(_run)
-    finally:
-        await async_engine.dispose()
+    await on_writer_connection(database_url, _run)

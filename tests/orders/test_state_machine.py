@@ -5,7 +5,6 @@ PostgreSQL databases, each example inside one transaction that is rolled back af
 checks invariants 1, 2, 3 and 5 after every step.
 """
 
-import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -21,10 +20,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive.accounts.models import User
-from originlive.batching import _sqlite_thread_engine
 from originlive.catalog.models import Product, Shop, ShopStatus, Sku
 from originlive.errors import OriginliveError
 from originlive.orders import bulk, stock
@@ -38,6 +35,7 @@ from originlive.orders.models import (
     OrderItem,
     OrderStatus,
 )
+from tests.writer import on_writer_connection
 
 STOCK = 40
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -330,19 +328,4 @@ def _run(connection: Connection) -> None:
 
 
 async def test_books_balance(database_url: str) -> None:
-    # The rules run as the order writer runs them: on SQLite a synchronous connection of its
-    # own, on PostgreSQL asyncpg's connection driven through run_sync.
-    if database_url.startswith("sqlite"):
-        engine = _sqlite_thread_engine(database_url, writer=True)
-        try:
-            with engine.connect() as connection:
-                await asyncio.to_thread(_run, connection)
-        finally:
-            engine.dispose()
-        return
-    async_engine = create_async_engine(database_url)
-    try:
-        async with async_engine.connect() as connection:
-            await connection.run_sync(_run)
-    finally:
-        await async_engine.dispose()
+    await on_writer_connection(database_url, _run)

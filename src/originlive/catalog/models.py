@@ -3,10 +3,10 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from originlive.db import Base, UTCDateTime, utcnow
+from originlive.db import Base, UTCDateTime, text_enum, utcnow
 from originlive.regions.models import Region
 from originlive.text import shop_name_key
 
@@ -33,10 +33,6 @@ class ProvenanceKind(enum.StrEnum):
     PRODUCTION = "production"
     PROCESSING = "processing"
     INSPECTION = "inspection"
-
-
-def _enum(cls: type[enum.StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
 # Made by hand in migration 0002 for one backend each (SQLite's FTS5 table with its shadow
@@ -66,7 +62,9 @@ class Shop(Base):
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     contact_name: Mapped[str | None] = mapped_column(String(40))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
-    status: Mapped[ShopStatus] = mapped_column(_enum(ShopStatus), default=ShopStatus.PENDING)
+    status: Mapped[ShopStatus] = mapped_column(
+        text_enum(ShopStatus, length=16), default=ShopStatus.PENDING
+    )
     reject_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -96,7 +94,7 @@ class Product(Base):
     category: Mapped[str] = mapped_column(String(40))
     origin_region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     status: Mapped[ProductStatus] = mapped_column(
-        _enum(ProductStatus), default=ProductStatus.ACTIVE
+        text_enum(ProductStatus, length=16), default=ProductStatus.ACTIVE
     )
     # Title, category, description, shop name and origin names in one text: the service
     # rewrites it on every change, the search index (FTS5 or trigram) reads only this.
@@ -165,7 +163,7 @@ class ProvenanceEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     batch: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[ProvenanceKind] = mapped_column(_enum(ProvenanceKind))
+    kind: Mapped[ProvenanceKind] = mapped_column(text_enum(ProvenanceKind, length=16))
     occurred_on: Mapped[date]
     place: Mapped[str] = mapped_column(String(120))
     place_region_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"))

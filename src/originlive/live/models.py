@@ -3,14 +3,10 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from originlive.db import Base, UTCDateTime, utcnow
-
-
-def _enum(cls: type[enum.StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+from originlive.db import Base, UTCDateTime, text_enum, utcnow
 
 
 class SessionStatus(enum.StrEnum):
@@ -42,7 +38,7 @@ class LiveSession(Base):
     cover_url: Mapped[str | None] = mapped_column(String(500))
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[SessionStatus] = mapped_column(
-        _enum(SessionStatus), default=SessionStatus.SCHEDULED
+        text_enum(SessionStatus, length=16), default=SessionStatus.SCHEDULED
     )
     # The secret the anchor's encoder publishes with; rotating it refuses the old one.
     stream_key: Mapped[str] = mapped_column(String(64))
@@ -107,7 +103,7 @@ class RoomSanction(Base):
 
     session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    kind: Mapped[SanctionKind] = mapped_column(_enum(SanctionKind), primary_key=True)
+    kind: Mapped[SanctionKind] = mapped_column(text_enum(SanctionKind, length=16), primary_key=True)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

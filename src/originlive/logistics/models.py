@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -24,11 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from originlive.db import Base, UTCDateTime, utcnow
-
-
-def _enum(cls: type[enum.StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+from originlive.db import Base, UTCDateTime, text_enum, utcnow
 
 
 class NodeKind(enum.StrEnum):
@@ -69,7 +64,7 @@ class DeliveryNode(Base):
     __table_args__ = (Index("ix_delivery_nodes_region_code", "region_code"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[NodeKind] = mapped_column(_enum(NodeKind))
+    kind: Mapped[NodeKind] = mapped_column(text_enum(NodeKind, length=24))
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     name: Mapped[str] = mapped_column(String(80))
     address: Mapped[str] = mapped_column(String(200), default="")
@@ -137,7 +132,9 @@ class Parcel(Base):
     carrier: Mapped[str | None] = mapped_column(String(40))
     carrier_tracking: Mapped[str | None] = mapped_column(String(40))
     weight_grams: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[ParcelStatus] = mapped_column(_enum(ParcelStatus), default=ParcelStatus.PENDING)
+    status: Mapped[ParcelStatus] = mapped_column(
+        text_enum(ParcelStatus, length=24), default=ParcelStatus.PENDING
+    )
     status_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     node_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_nodes.id"))  # last seen at
     bag_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_bags.id"))
@@ -206,7 +203,7 @@ class TrackingEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id"))
     scan_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[ParcelStatus] = mapped_column(_enum(ParcelStatus))
+    status: Mapped[ParcelStatus] = mapped_column(text_enum(ParcelStatus, length=24))
     node_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_nodes.id"))
     bag_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_bags.id"))
     reason: Mapped[str | None] = mapped_column(String(200))

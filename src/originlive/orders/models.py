@@ -6,7 +6,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -15,11 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from originlive.db import Base, UTCDateTime, utcnow
-
-
-def _enum(cls: type[enum.StrEnum]) -> Enum:
-    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+from originlive.db import Base, UTCDateTime, text_enum, utcnow
 
 
 class OfferStatus(enum.StrEnum):
@@ -82,7 +77,9 @@ class FlashOffer(Base):
     quantity: Mapped[int]
     remaining: Mapped[int]
     per_buyer_limit: Mapped[int]
-    status: Mapped[OfferStatus] = mapped_column(_enum(OfferStatus), default=OfferStatus.ACTIVE)
+    status: Mapped[OfferStatus] = mapped_column(
+        text_enum(OfferStatus, length=24), default=OfferStatus.ACTIVE
+    )
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -136,7 +133,7 @@ class Order(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
-    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus))
+    status: Mapped[OrderStatus] = mapped_column(text_enum(OrderStatus, length=24))
     currency: Mapped[str] = mapped_column(String(3))
     items_cents: Mapped[int] = mapped_column(BigInteger)
     shipping_cents: Mapped[int] = mapped_column(BigInteger)
@@ -184,8 +181,8 @@ class OrderEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    from_status: Mapped[OrderStatus | None] = mapped_column(_enum(OrderStatus))
-    to_status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus))
+    from_status: Mapped[OrderStatus | None] = mapped_column(text_enum(OrderStatus, length=24))
+    to_status: Mapped[OrderStatus] = mapped_column(text_enum(OrderStatus, length=24))
     # The user who caused it; None for the platform itself (expiry, a payment webhook).
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(String(500))
