@@ -32,7 +32,20 @@ class Settings(BaseSettings):
     )
     sandbox_courier: bool = Field(
         default=True,
-        description="Deliver the sandbox gateway's webhooks from this process (one is enough).",
+        description="Deliver the sandbox gateway's and the sandbox carrier's webhooks from this "
+        "process (one is enough).",
+    )
+    sandbox_carrier_secret: str | None = Field(
+        default=None,
+        description="Signs the sandbox carrier's webhooks; unset means one derived from the "
+        "platform's secret (enough for development and a single deployment).",
+    )
+    sandbox_carrier_step_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="Time between the sandbox carrier's events for a parcel (picked up, in "
+        "transit, ..., delivered).",
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -119,6 +132,11 @@ class Settings(BaseSettings):
     gc_tuning: bool = Field(
         default=True,
         description="Freeze start-up objects and collect cycles less often (lower tail latency).",
+    )
+    pdf_font: Path | None = Field(
+        default=None,
+        description="A TrueType font with Chinese for PDF manifests; unset means the first of "
+        "WenQuanYi Micro Hei, Zen Hei, Droid Sans Fallback and AR PL UMing found.",
     )
     db_echo: bool = False
     log_level: str = "info"

@@ -13,7 +13,7 @@ from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop
 from originlive.db import utcnow
 from originlive.errors import Conflict, InvalidInput
-from originlive.logistics import schemas, tracking
+from originlive.logistics import carriers, schemas, tracking
 from originlive.logistics.models import (
     Bag,
     DeliveryNode,
@@ -50,9 +50,7 @@ async def list_nodes(
         query = query.where(regions.within(region, DeliveryNode.region_code.expression))
     rows = await session.execute(query.order_by(DeliveryNode.kind, DeliveryNode.id))
     order = {kind: kind.depth for kind in NodeKind}
-    return sorted(
-        ((n, link) for n, link in rows.all()), key=lambda r: (order[r[0].kind], r[0].id)
-    )
+    return sorted(((n, link) for n, link in rows.all()), key=lambda r: (order[r[0].kind], r[0].id))
 
 
 _NODE_LEVELS = {
@@ -241,23 +239,38 @@ async def ship(
     if packed != ordered:
         raise InvalidInput("The parcels must hold every unit of the order, once.", field="parcels")
     route: list[int] = []
-    if data.carrier is None:
+    carrier = carriers.carrier_for(data.carrier) if data.carrier is not None else None
+    waybills: list[str | None] = [None] * len(plans)
+    if carrier is None:
         shop = await session.get(Shop, order.shop_id)
         assert shop is not None
         route = await route_for(
             session, shop_region=shop.region_code, buyer_region=order.ship_region_code
         )
+    else:  # each parcel booked with the carrier: the sandbox issues waybills, manual ones not
+        waybills = [
+            await carrier.book(
+                carriers.Booking(
+                    order_id=order.id,
+                    region_code=order.ship_region_code,
+                    weight_grams=plan.weight_grams,
+                    waybill=data.tracking_number,
+                )
+            )
+            for plan in plans
+        ]
     parcels = [
         tracking.NewParcel(
             items=[(line.order_item_id, line.quantity) for line in plan.items],
             route=route,
-            carrier=data.carrier,
-            carrier_tracking=data.tracking_number,
+            carrier=carrier.name if carrier else None,
+            carrier_tracking=waybill,
             weight_grams=plan.weight_grams,
         )
-        for plan in plans
+        for plan, waybill in zip(plans, waybills, strict=True)
     ]
-    note = f"{data.carrier} {data.tracking_number}" if data.carrier else f"{len(parcels)} parcel(s)"
+    booked = " ".join(dict.fromkeys(w for w in waybills if w))
+    note = f"{carrier.name} {booked}" if carrier else f"{len(parcels)} parcel(s)"
     return await writer.run(
         tracking.ship,
         order_id=order.id,

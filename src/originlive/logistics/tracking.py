@@ -353,6 +353,82 @@ def _settle(conn: Connection, parcel: Row[Any], now: datetime) -> ParcelStatus:
     return state.status
 
 
+# Outside carriers
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierEvent:
+    """An outside carrier's word on a waybill, in our statuses (its adapter maps its own)."""
+
+    event_id: str  # the carrier's own name for it: the same event delivered twice is one
+    waybill: str
+    status: ParcelStatus
+    happened_at: datetime  # by the carrier's clock
+    note: str | None = None  # where it was, or why delivery failed, in the carrier's words
+
+
+def record_carrier_events(
+    conn: Connection, *, carrier: str, events: Sequence[CarrierEvent], now: datetime
+) -> list[Recorded]:
+    """Record what a carrier says of its waybills, in one transaction: each event on every
+    parcel with that carrier and waybill (a waybill may cover several boxes), once however
+    often it is delivered. An unknown waybill is ``NotFound`` and nothing is written."""
+    recorded = []
+    for event in events:
+        parcels = conn.execute(
+            select(Parcel)
+            .where(Parcel.carrier == carrier, Parcel.carrier_tracking == event.waybill)
+            .order_by(Parcel.id)
+        ).all()  # read again for each event: the one before may have moved them
+        if not parcels:
+            raise NotFound(f"No parcel with {carrier} waybill {event.waybill}.")
+        recorded += [_carrier_event(conn, parcel, event, now) for parcel in parcels]
+    return recorded
+
+
+def _carrier_event(
+    conn: Connection, parcel: Row[Any], event: CarrierEvent, now: datetime
+) -> Recorded:
+    found = conn.execute(
+        select(TrackingEvent).where(
+            TrackingEvent.parcel_id == parcel.id, TrackingEvent.scan_id == event.event_id
+        )
+    ).first()
+    if found is not None:
+        if (found.source, found.status) != ("carrier", event.status):
+            raise Conflict(f"Event {event.event_id} was recorded as another of {parcel.code}.")
+        return Recorded(
+            found.id, parcel.id, parcel.code, parcel.status, True, False,
+            found.claimed_at is not None, None,
+        )  # fmt: skip
+    if event.status not in SCANNABLE:
+        raise InvalidInput(f"A carrier cannot say {event.status.value}.", field="status")
+    # The scans' rule: a carrier's clock far ahead of ours, or an event before we handed the
+    # parcel over, would otherwise stand as its latest news for good.
+    happened_at, claimed_at = event.happened_at, None
+    if happened_at > now + CLOCK_SLACK or happened_at < parcel.created_at - CLOCK_SLACK:
+        happened_at, claimed_at = now, event.happened_at
+    if parcel.status.final and (happened_at > parcel.status_at or event.status.final):
+        raise Conflict(f"Parcel {parcel.code} is already {parcel.status.value}.")
+    event_id = _append(
+        conn,
+        parcel_id=parcel.id,
+        scan_id=event.event_id,
+        status=event.status,
+        node_id=None,
+        happened_at=happened_at,
+        now=now,
+        source="carrier",
+        actor_id=None,
+        reason=event.note,
+        claimed_at=claimed_at,
+    )
+    status = _settle(conn, parcel, now)
+    return Recorded(
+        event_id, parcel.id, parcel.code, status, False, False, claimed_at is not None, None
+    )
+
+
 # Shelving and pick-up
 
 
