@@ -6,6 +6,7 @@ def import_all_models() -> None:
     import originlive.accounts.models
     import originlive.catalog.models
     import originlive.live.models
+    import originlive.logistics.collection.models
     import originlive.logistics.models
     import originlive.orders.models
     import originlive.payments.models
