@@ -45,7 +45,12 @@ from originlive.live.control import StopSelling
 from originlive.live.rooms import Hub
 from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.logistics import api as logistics_api
+from originlive.logistics import carrier_api, carriers
+from originlive.logistics import console as logistics_console
+from originlive.logistics import operator as logistics_operator
+from originlive.logistics import pages as logistics_pages
 from originlive.logistics import station as logistics_station
+from originlive.logistics.collection import api as collection_api
 from originlive.media import api as media_api
 from originlive.media.fastpath import HlsRoute
 from originlive.media.ingest import Media
@@ -154,6 +159,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url=settings.resolved_public_url + "/api/v1/payments/sandbox/webhook",
         secret=app.state.sandbox_secret,
     )
+    app.state.carrier_secrets = carrier_secrets = carriers.webhook_secrets(settings)
+    courier = carriers.SandboxCourier(
+        jobs_engine,
+        url=settings.resolved_public_url + carriers.WEBHOOK_PATH.format(name=carriers.SANDBOX),
+        secret=carrier_secrets[carriers.SANDBOX],
+        step_seconds=settings.sandbox_carrier_step_seconds,
+    )
     interval = settings.sweep_interval_seconds
     if settings.gc_tuning:
         _tune_garbage_collector()
@@ -165,6 +177,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(run_checkpoints(reader)))
     if settings.sandbox_courier:
         tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
+        tasks.append(asyncio.create_task(courier.run(interval_seconds=interval)))
     try:
         yield
     finally:
@@ -173,6 +186,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await delivery.close()
+        await courier.close()
         await media.close()
         await hub.close()
         await placer.close()
@@ -256,6 +270,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         media_api.router,
         payments_api.router,
         logistics_api.router,
+        carrier_api.router,
+        collection_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
@@ -265,9 +281,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_console.router,
         live_operator.router,
         regions_operator.router,
+        logistics_operator.router,
+        logistics_pages.router,
         payments_pages.router,
         payments_buy.router,
         payments_console.router,
+        logistics_console.router,
         logistics_station.router,
     ):
         if not isinstance(router, Router):  # the quick refusal of other features' paths
