@@ -7,9 +7,11 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image, ImageDraw
 
 from originlive.logistics.station import read_code
 from tests.accounts.test_pages import HTML, csrf_of, login
@@ -58,6 +60,38 @@ async def events(network: Network, code: str) -> list[dict[str, Any]]:
     )
     assert seen.status_code == 200, seen.text
     return list(seen.json()["events"])
+
+
+# Code 128's bar and space widths of each value (ISO/IEC 15417); the last is the stop.
+WIDTHS = """212222 222122 222221 121223 121322 131222 122213 122312 132212 221213 221312 231212
+112232 122132 122231 113222 123122 123221 223211 221132 221231 213212 223112 312131 311222
+321122 321221 312212 322112 322211 212123 212321 232121 111323 131123 131321 112313 132113
+132311 211313 231113 231311 112133 112331 132131 113123 113321 133121 313121 211331 231131
+213113 213311 213131 311123 311321 331121 312113 312311 332111 314111 221411 431111 111224
+111422 121124 121421 141122 141221 112214 112412 122114 122411 142112 142211 241211 221114
+413111 241112 134111 111242 121142 121241 114212 124112 124211 411212 421112 421211 212141
+214121 412121 111143 111341 131141 114113 114311 411113 411311 113141 114131 311141 411131
+211412 211214 211232 2331112"""
+CODE128 = WIDTHS.split()
+
+
+def label_video(code: str, path: Path) -> Path:
+    """A one-frame Y4M video of a parcel label's Code 128 bars (code set B), for Chromium's
+    fake camera: what a phone held over the label would see."""
+    values = [104, *(ord(c) - 32 for c in code)]  # start B, then the characters
+    values += [(values[0] + sum(i * v for i, v in enumerate(values[1:], 1))) % 103, 106]
+    bars = [n % 2 == 0 for v in values for n, w in enumerate(CODE128[v]) for _ in range(int(w))]
+    width, height, scale = 640, 480, 3
+    picture = Image.new("L", (width, height), 255)
+    left = (width - len(bars) * scale) // 2
+    draw = ImageDraw.Draw(picture)
+    for i, black in enumerate(bars):
+        if black:
+            draw.rectangle((left + i * scale, 150, left + (i + 1) * scale - 1, 330), fill=0)
+    chroma = bytes([128]) * (width * height // 2)  # grey: no colour in either plane
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + b"FRAME\n" + picture.tobytes() + chroma)
+    return path
 
 
 def test_codes_are_read_as_typed_on_a_phone() -> None:
@@ -167,19 +201,25 @@ async def test_the_offline_queue_records_scans_with_the_times_they_were_made(
     make_user: Callable[..., Awaitable[Actor]],
     start_server: Callable[..., Awaitable[str]],
     database_url: str,
+    tmp_path: Path,
 ) -> None:
     try:
         from playwright.async_api import async_playwright, expect
     except ImportError:
         _unavailable("playwright is not installed; pip install -e '.[dev]'")
-    codes = await shipped(network, await make_user("buyer"), count=4)
+    *codes, held_up = await shipped(network, await make_user("buyer"), count=5)
+    camera = [
+        "--use-fake-ui-for-media-stream",  # the camera is allowed without asking
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={label_video(held_up, tmp_path / 'label.y4m')}",
+    ]
     # Arranged in-process first; the server's courier stays off: it would race the fixture's.
     server = await start_server(ORIGINLIVE_SANDBOX_COURIER="false")
     backend = database_url.split("+", 1)[0].split(":", 1)[0]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS + camera)
         try:
             context = await browser.new_context(
                 viewport=VIEWPORTS["mobile"], locale="en-US", base_url=server
@@ -233,9 +273,22 @@ async def test_the_offline_queue_records_scans_with_the_times_they_were_made(
             await page.screenshot(
                 path=str(SCREENSHOTS / f"{backend}-station-sent.png"), full_page=True
             )
+
+            # The camera, over the label of the last parcel: read once, however long it is held.
+            native = await page.evaluate("'BarcodeDetector' in window")
+            await page.get_by_role("button", name="Scan with the camera").click()
+            await expect(scan_of(held_up)).to_have_attribute("data-state", "recorded")
+            await expect(page.locator("#scan-note")).to_have_text(f"Kept: {held_up}")
+            await page.get_by_role("button", name="Stop the camera").click()
+            await expect(page.locator("#camera")).to_be_hidden()
+            assert await scan_of(held_up).count() == 1
+            # Without BarcodeDetector (Chromium on Linux) the vendored ZXing reader read it.
+            assert native or await page.evaluate("typeof window.ZXingWASM === 'object'")
         finally:
             await browser.close()
 
+    (read,) = [e for e in await events(network, held_up) if e["source"] == "scan"]
+    assert read["status"] == "at_node" and read["node_id"] == network.station["id"]
     for code in codes[1:]:
         (event,) = [e for e in await events(network, code) if e["source"] == "scan"]
         happened = dt.datetime.fromisoformat(event["happened_at"])
