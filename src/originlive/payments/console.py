@@ -27,7 +27,7 @@ from originlive.payments import service as payments
 from originlive.payments.records import REFUNDABLE
 from originlive.routing import Router
 from originlive.web.deps import get_viewer
-from originlive.web.forms import cents, field_errors, refused_field, typed
+from originlive.web.forms import cents, error_on, field_errors, refused_field, typed
 from originlive.web.templating import N_, money, render
 from originlive.web.templating import gettext as _
 
@@ -118,16 +118,18 @@ async def ship(
     carrier: Line = "",
     tracking_number: Line = "",
 ) -> Response:
-    """Send a paid order: through the delivery network, or with a carrier and its waybill."""
+    """Send a paid order: through the delivery network, or with a carrier (and its waybill)."""
     try:
-        by_carrier = bool(carrier or tracking_number)  # one without the other is refused
-        data = ShipmentCreate(
-            carrier=carrier if by_carrier else None,
-            tracking_number=tracking_number if by_carrier else None,
-        )
+        # Neither: the delivery network. A carrier alone: it books the waybill (the sandbox
+        # carrier), or the carrier needs one typed (a 422 beside the field).
+        data = ShipmentCreate(carrier=carrier or None, tracking_number=tracking_number or None)
         await logistics.ship(session, writer, order=order, actor=user, data=data)
     except ValidationError as exc:
         return await _refused(request, session, order, errors=field_errors(exc, MESSAGES))
+    except InvalidInput as exc:  # a carrier that needs its waybill typed
+        if (field := refused_field(exc)) in MESSAGES:
+            return await _refused(request, session, order, errors=error_on(MESSAGES, field))
+        return await _refused(request, session, order, message=exc.detail)
     except OriginliveError as exc:  # no longer paid: refunded or shipped meanwhile
         return await _refused(request, session, order, message=exc.detail)
     return _back(order, "shipped")
