@@ -4,6 +4,7 @@ the phone and recorded later with the times they were made."""
 
 import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -115,6 +116,10 @@ async def test_only_a_nodes_staff_open_the_station_page(
         assert "武功镇服务站" in page.text and "Township station" in page.text
         assert 'name="code"' in page.text and 'action="/station/pickup"' in page.text
         assert page.headers["cache-control"] == "no-store"
+        chinese = await browser.get("/station", headers=HTML | {"Accept-Language": "zh-CN"})
+        assert "乡镇服务站" in chinese.text and "用摄像头扫码" in chinese.text
+        words = re.search(r'id="station-words">(.*?)</script>', chinese.text, re.DOTALL)
+        assert words and json.loads(words.group(1))["pending"] == "等待发送"  # scan.js's words
     for who in (await make_user("buyer"), network.market.merchant):
         async with signed_in(app, who) as browser:
             refused = await browser.get("/station", headers=HTML)
