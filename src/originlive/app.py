@@ -51,6 +51,8 @@ from originlive.logistics import operator as logistics_operator
 from originlive.logistics import pages as logistics_pages
 from originlive.logistics import station as logistics_station
 from originlive.logistics.collection import api as collection_api
+from originlive.logistics.collection import console as collection_console
+from originlive.logistics.collection import station as collection_station
 from originlive.media import api as media_api
 from originlive.media.fastpath import HlsRoute
 from originlive.media.ingest import Media
@@ -288,6 +290,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments_console.router,
         logistics_console.router,
         logistics_station.router,
+        collection_console.router,
+        collection_station.router,
     ):
         if not isinstance(router, Router):  # the quick refusal of other features' paths
             raise TypeError(f"{router!r} is not an originlive.routing.Router")
