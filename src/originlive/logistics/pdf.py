@@ -137,15 +137,32 @@ class Sheet:
                 high = middle - 1
         return text[:low] + "…"
 
+    def wrap(self, text: str, width: float, size: float) -> list[str]:
+        """The text in lines that fit the width, broken anywhere (Chinese has no spaces)."""
+        if len(text) * size <= width or pdfmetrics.stringWidth(text, self.font, size) <= width:
+            return [text]
+        lines = []
+        while text:
+            low, high = 1, len(text)
+            while low < high:  # the longest start that fits, at least one character
+                middle = (low + high + 1) // 2
+                if pdfmetrics.stringWidth(text[:middle], self.font, size) <= width:
+                    low = middle
+                else:
+                    high = middle - 1
+            lines.append(text[:low])
+            text = text[low:]
+        return lines
+
     def line(self, text: str, *, size: float | None = None, indent: float = 0) -> None:
-        """One line of text, cut to the page's width."""
+        """Text from the left margin (and the indent), on as many lines as it takes."""
         size = size or self.size
         leading = size * 1.45
-        self._room(leading)
-        self._y -= leading
-        self._set_size(size)
-        x = self.margin + indent
-        self._put(x, self._y + size * 0.3, self.fit(text, self.line_width - indent, size))
+        for part in self.wrap(text, self.line_width - indent, size):
+            self._room(leading)
+            self._y -= leading
+            self._set_size(size)
+            self._put(self.margin + indent, self._y + size * 0.3, part)
 
     def gap(self, height: float = 2 * mm) -> None:
         self._y -= height
