@@ -2,6 +2,7 @@
 what each brings, the hub receives each point's produce; the differences flagged; bad input
 and the wrong people refused with nothing written."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -455,3 +456,31 @@ async def test_each_kind_of_user_sees_and_does_only_their_part(
     assert done.status_code == 201 and done.json()["status"] == "received"
     assert (await c.act(net.hub_staff, run, "close")).status_code == 403
     assert (await c.act(c.merchant, run, "close")).status_code == 200
+
+
+async def test_at_the_same_time_a_grower_is_weighed_once_and_every_receipt_counts(
+    collection: Collection, db: AsyncSession
+) -> None:
+    c, net = collection, collection.network
+    run = await c.book()
+    same = await asyncio.gather(
+        *(c.weigh(net.point_staff, run, 0, grams, "A") for grams in (90_000, 95_000, 99_000))
+    )
+    assert sorted(r.status_code for r in same) == [201, 409, 409]
+    (kept,) = [r for r in same if r.status_code == 201]
+    db.expire_all()
+    grower = await db.get(CollectionGrower, run["growers"][0]["id"])
+    assert grower is not None
+    assert grower.weighed_grams == kept.json()["growers"][0]["weighed_grams"]
+    assert (await c.weigh(c.point2_staff, run, 3, 20_000, "B")).status_code == 201
+    assert (await c.act(c.merchant, run, "dispatch")).status_code == 200
+
+    both = await asyncio.gather(
+        c.receive(net.hub_staff, run, net.point["id"], 90_000),
+        c.receive(net.hub_staff, run, c.point2["id"], 20_000),
+        c.receive(net.hub_staff, run, c.point2["id"], 20_000),
+    )
+    assert sorted(r.status_code for r in both) == [201, 201, 409]
+    seen = await c.client.get(f"/api/v1/collection-runs/{run['id']}", headers=c.merchant.headers)
+    assert seen.json()["status"] == "received"
+    assert await _rows(db) == (1, 5, 2, 2)

@@ -1,16 +1,16 @@
 """Rules of collection runs: booking growers, weighing at their points, dispatching, receiving
 at the hub, closing; who may see and do what; the runs as the API shows them.
 
-Every change of a run locks its row first (``FOR UPDATE`` on PostgreSQL; SQLite has one
-writer at a time anyway), so two points weighing at once, or two receipts arriving together,
-each see the other's and the run's status follows them exactly.
+Every change of a run locks its row first (``_locked``), so two points weighing at once, or
+two receipts arriving together, each see the other's and the run's status follows them
+exactly.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
@@ -83,6 +83,16 @@ async def get_run(session: AsyncSession, *, run_id: int) -> CollectionRun | None
 
 
 async def _locked(session: AsyncSession, run_id: int) -> CollectionRun:
+    """The run, read anew under a lock held until the commit: ``FOR UPDATE`` on PostgreSQL.
+    SQLite's driver begins a transaction at its first write, so a write to the run's row comes
+    first there: it takes the database's write lock, and what is read after it is current."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(CollectionRun)
+            .where(CollectionRun.id == run_id)
+            .values(status=CollectionRun.status)
+            .execution_options(synchronize_session=False)
+        )
     run = await session.scalar(
         select(CollectionRun)
         .where(CollectionRun.id == run_id)
