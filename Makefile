@@ -61,6 +61,7 @@ bench: $(STAMP)  ## needs Debian's wrk and tesseract-ocr (video.py); each prints
 	$(BIN)/python bench/video.py
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/surge.py
+	$(BIN)/python bench/delivery.py
 
 bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
 	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
