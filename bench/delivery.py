@@ -816,50 +816,53 @@ def _py_spy(pid: int, seconds: float, folder: Path) -> subprocess.Popen[bytes] |
 
 
 PROFILE_RATE = 250  # samples a second
-# Where the event loop's time goes in a scan, by a frame on the stack (py-spy's names).
+# Where the event loop's time goes in a scan, by a frame on the stack (py-spy's names). The
+# ORM's queries run in greenlets, whose stacks py-spy shows apart from the request's.
 BUCKETS = {
-    "auth: token, user and roles, the node (logistics.deps.get_staff)": "get_staff (",
-    "the writer's rounds on the loop (BatchWriter._round)": "BatchWriter._round (",
+    "the writer's rounds (BatchWriter._round)": "BatchWriter._round (",
     "  of which tracking.scan_parcel": "scan_parcel (",
-    "FastAPI: request body read and validated": "request_body_to_args (",
+    "auth as coroutines: token, user, roles, node (logistics.deps.get_staff)": "get_staff (",
+    "FastAPI: body read and validated": "request_body_to_args (",
     "FastAPI: response serialised": "serialize_response (",
     "uvicorn's HTTP protocol": "HttpToolsProtocol.",
-    "the request's session: commit and close": "AsyncSession.c",
-    "SQLAlchemy compiling or caching statements": "_compile_w_cache (",
 }
+GREENLETS = "the request session's ORM work in greenlets (lookups, commit, close)"
 
 
-def _top(raw: Path, seconds: float, limit: int = 20) -> dict[str, Any]:
+def _top(raw: Path, seconds: float, limit: int = 12) -> dict[str, Any]:
     """From py-spy's raw stacks (``--threads``): how busy each thread was, and what the event
-    loop (the main thread) spent its busy time on."""
+    loop (the main thread) spent its busy time on: by part of a scan's way, and by the
+    package whose code it was running."""
     threads: Counter[str] = Counter()
-    main: Counter[str] = Counter()
-    main_total = 0
+    packages: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
+    main_total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         head, _, rest = stack.partition(";")
         name = head.partition(": ")[2] or "unnamed"
-        threads[name.rstrip("0123456789_-")] += n
+        aiosqlite = "_connection_worker_thread" in name
+        threads["aiosqlite's connections" if aiosqlite else name.rstrip("0123456789-_")] += n
         if name != "MainThread":
             continue
         main_total += n
-        frames = set(rest.split(";"))
-        for frame in frames:
-            main[frame] += n
-        for bucket, prefix in BUCKETS.items():
-            if any(f.startswith(prefix) or prefix in f for f in frames):
+        frames = rest.split(";")
+        leaf = frames[-1]
+        packages[leaf.partition("(")[2].split("/")[0].split(".py")[0] or "(native)"] += n
+        if not any("(originlive/cli.py" in f for f in frames):
+            buckets[GREENLETS] += n
+        for bucket, part in BUCKETS.items():
+            if any(part in f for f in frames):
                 buckets[bucket] += n
     possible = PROFILE_RATE * seconds
+    share = max(1, main_total)
     return {
-        "thread_busy_share": {k: round(v / possible, 2) for k, v in threads.most_common(8)},
+        "thread_busy_share": {k: round(v / possible, 2) for k, v in threads.most_common(6)},
         "event_loop_busy_share": round(main_total / possible, 2),
-        "event_loop_time_by_part": {k: round(buckets[k] / max(1, main_total), 3) for k in BUCKETS},
-        "event_loop_top_frames": {
-            k: round(v / max(1, main_total), 3)
-            for k, v in main.most_common(limit + 30)
-            if v < 0.9 * main_total and "originlive" in k
+        "event_loop_time_by_part": {k: round(buckets[k] / share, 3) for k in [GREENLETS, *BUCKETS]},
+        "event_loop_time_by_package": {
+            k: round(v / share, 3) for k, v in packages.most_common(limit)
         },
     }
 
