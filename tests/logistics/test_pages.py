@@ -103,3 +103,23 @@ async def test_the_page_speaks_chinese_and_switches_to_english(
     english = await client.get(url, headers=buyer.headers)
     assert '<html lang="en">' in english.text and "Your pick-up code" in english.text
     assert f"Parcels of order {order['id']}" in english.text and "待取件" not in english.text
+
+
+async def test_the_buyers_order_page_shows_the_code_while_the_parcel_waits(
+    network: Network, make_user: MakeActor
+) -> None:
+    client = network.market.client
+    buyer = await make_user("buyer")
+    order, code, pickup_code = await _shelved(network, buyer)
+    page = await client.get(f"/orders/{order['id']}", headers=buyer.headers)
+    assert page.status_code == 200, page.text
+    assert f'<strong class="pickup-code">{pickup_code}</strong>' in page.text
+    assert "Show it at 武塔村服务点 to collect the parcel." in page.text
+    collected = await client.post(
+        f"/api/v1/parcels/{code}/pickup",
+        json={"scan_id": "pickup-order-page", "pickup_code": pickup_code},
+        headers=network.point_staff.headers,
+    )
+    assert collected.status_code == 200
+    after = await client.get(f"/orders/{order['id']}", headers=buyer.headers)
+    assert pickup_code not in after.text  # collected: no longer waiting

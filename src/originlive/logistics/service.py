@@ -23,6 +23,7 @@ from originlive.logistics.models import (
     Notification,
     Parcel,
     ParcelItem,
+    ParcelStatus,
     ParcelStop,
     TrackingEvent,
 )
@@ -381,3 +382,17 @@ async def bag_parcels(session: AsyncSession, *, bag_id: int) -> list[str]:
         select(Parcel.code).where(Parcel.bag_id == bag_id).order_by(Parcel.id)
     )
     return list(rows)
+
+
+async def waiting_pickups(
+    session: AsyncSession, *, order_id: int
+) -> list[tuple[Parcel, DeliveryNode]]:
+    """The order's parcels waiting on a point's shelf, with the point: for its buyer only
+    (each has its pick-up code)."""
+    rows = await session.execute(
+        select(Parcel, DeliveryNode)
+        .join(DeliveryNode, DeliveryNode.id == Parcel.destination_id)
+        .where(Parcel.order_id == order_id, Parcel.status == ParcelStatus.READY_FOR_PICKUP)
+        .order_by(Parcel.id)
+    )
+    return [(parcel, point) for parcel, point in rows.all()]
