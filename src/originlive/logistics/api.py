@@ -3,13 +3,14 @@ pick-up."""
 
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import File, Path, Query, Response, UploadFile, status
 
 from originlive.accounts.deps import CurrentUser, Operator
 from originlive.catalog.api import Limit, Offset
+from originlive.catalog.deps import Storage
 from originlive.catalog.schemas import Page
 from originlive.db import SessionDep, utcnow
-from originlive.errors import InvalidInput
+from originlive.errors import InvalidInput, NotFound
 from originlive.logistics import schemas, service, tracking
 from originlive.logistics.deps import NodeDep, StationStaff, VisibleParcel
 from originlive.orders import schemas as order_schemas
@@ -126,11 +127,45 @@ async def order_parcels(
 
 
 @router.get("/parcels/{code}", response_model=schemas.Parcel)
-async def get_parcel(seen: VisibleParcel, session: SessionDep) -> schemas.Parcel:
+async def get_parcel(seen: VisibleParcel, session: SessionDep, storage: Storage) -> schemas.Parcel:
     """A parcel and its path: to its buyer, its shop, the staff of a node it passes, and
-    operators."""
+    operators; with the photo taken when it was delivered, if one was."""
     (shown,) = await service.parcel_views(session, [seen.parcel])
+    proof = await service.proof_of(session, parcel_id=seen.parcel.id)
+    if proof is not None:
+        shown = shown.model_copy(update={"proof_photo_url": storage.url(proof.photo_key)})
     return _shown(shown, as_buyer=seen.as_buyer)
+
+
+@router.post(
+    "/parcels/{code}/proof", status_code=status.HTTP_201_CREATED, response_model=schemas.Proof
+)
+async def add_proof(
+    code: Annotated[str, Path(pattern=r"^OL[0-9]{10}$")],
+    file: Annotated[UploadFile, File(description="A JPEG, PNG or WebP photo.")],
+    staff: StationStaff,
+    session: SessionDep,
+    storage: Storage,
+) -> schemas.Proof:
+    """A photo as proof of delivery, by the staff of the point that delivered the parcel,
+    once; the format is read from the bytes, not the file name."""
+    parcel = await service.get_parcel(session, code=code)
+    if parcel is None:
+        raise NotFound(f"No parcel {code}.")
+    # BodyLimitMiddleware has already refused bodies over settings.max_upload_bytes.
+    proof = await service.add_proof(
+        session,
+        parcel=parcel,
+        node=staff.node,
+        actor=staff.user,
+        storage=storage,
+        data=await file.read(),
+    )
+    return schemas.Proof(
+        parcel_code=parcel.code,
+        photo_url=storage.url(proof.photo_key),
+        recorded_at=proof.recorded_at,
+    )
 
 
 @router.get("/station/parcels", response_model=Page[schemas.Parcel])

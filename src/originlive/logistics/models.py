@@ -234,3 +234,16 @@ class Notification(Base):
     address: Mapped[str] = mapped_column(String(254))  # the phone number or e-mail it went to
     body: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeliveryProof(Base):
+    """A photo the point took when a parcel was collected or brought to the door, besides the
+    pick-up code that proved it was the buyer's. One a parcel."""
+
+    __tablename__ = "delivery_proofs"
+
+    parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id"), primary_key=True)
+    photo_key: Mapped[str] = mapped_column(String(80))
+    content_type: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

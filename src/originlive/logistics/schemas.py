@@ -156,6 +156,9 @@ class Parcel(BaseModel):
     items: list[ParcelLine] = []
     route: list[int] = []
     events: list[TrackingEvent] = []
+    proof_photo_url: str | None = Field(
+        default=None, description="The photo taken when it was delivered, if one was."
+    )
 
 
 # Scans, bags, pick-up
@@ -233,3 +236,9 @@ class Notification(BaseModel):
     address: str
     body: str
     created_at: dt.datetime
+
+
+class Proof(BaseModel):
+    parcel_code: str
+    photo_url: str
+    recorded_at: dt.datetime

@@ -11,12 +11,14 @@ from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
 from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop
+from originlive.catalog.storage import ImageStorage, clean_image
 from originlive.db import utcnow
-from originlive.errors import Conflict, InvalidInput
+from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.logistics import carriers, schemas, tracking
 from originlive.logistics.models import (
     Bag,
     DeliveryNode,
+    DeliveryProof,
     NodeKind,
     NodeLink,
     NodeStaff,
@@ -396,3 +398,39 @@ async def waiting_pickups(
         .order_by(Parcel.id)
     )
     return [(parcel, point) for parcel, point in rows.all()]
+
+
+async def proof_of(session: AsyncSession, *, parcel_id: int) -> DeliveryProof | None:
+    """The photo taken when the parcel was delivered, or None."""
+    return await session.get(DeliveryProof, parcel_id)
+
+
+async def add_proof(
+    session: AsyncSession,
+    *,
+    parcel: Parcel,
+    node: DeliveryNode,
+    actor: User,
+    storage: ImageStorage,
+    data: bytes,
+) -> DeliveryProof:
+    """Keep a photo as proof that a delivered parcel reached its buyer: by the staff of the
+    point that delivered it, once (the pick-up code was the proof it was theirs)."""
+    if parcel.destination_id != node.id:
+        raise NotFound(f"No parcel {parcel.code} delivered here.")
+    if parcel.status is not ParcelStatus.DELIVERED:
+        raise Conflict(f"Parcel {parcel.code} is {parcel.status.value}, not delivered.")
+    if await proof_of(session, parcel_id=parcel.id) is not None:
+        raise Conflict(f"Parcel {parcel.code} has its proof already.")
+    clean = await clean_image(data)  # decoded and re-encoded: no metadata, no surprises
+    key = await storage.save(clean.data, content_type=clean.content_type)
+    proof = DeliveryProof(
+        parcel_id=parcel.id, photo_key=key, content_type=clean.content_type, actor_id=actor.id
+    )
+    session.add(proof)
+    try:
+        await session.flush()
+    except BaseException:  # no row, no file
+        await storage.delete(key)
+        raise
+    return proof
