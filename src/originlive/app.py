@@ -47,6 +47,7 @@ from originlive.live.socket import LiveRoomRoute, redact_tokens_in_server_logs
 from originlive.logistics import api as logistics_api
 from originlive.logistics import carrier_api, carriers
 from originlive.logistics import console as logistics_console
+from originlive.logistics import fastpath as logistics_fastpath
 from originlive.logistics import operator as logistics_operator
 from originlive.logistics import pages as logistics_pages
 from originlive.logistics import station as logistics_station
@@ -234,8 +235,9 @@ class OriginliveApp(FastAPI):
         )
         players = HlsRoute(pages, state=self.state)
         orders = FlashOrderRoute(players, state=self.state)
+        scans = logistics_fastpath.ScanRoute(orders, state=self.state)  # stations' scans
         # Outermost, so that every response has it: the fast paths', and FastAPI's 500s.
-        self._front = NoSniffMiddleware(HealthRoute(orders))
+        self._front = NoSniffMiddleware(HealthRoute(scans))
 
     async def _viewer(self, session_token: str) -> SignedIn | None:
         viewers: SessionViewers = self.state.session_viewers  # the lifespan's

@@ -11,7 +11,7 @@ from originlive.catalog.deps import Storage
 from originlive.catalog.schemas import Page
 from originlive.db import SessionDep, utcnow
 from originlive.errors import InvalidInput, NotFound
-from originlive.logistics import schemas, service, tracking
+from originlive.logistics import fastpath, schemas, service, tracking
 from originlive.logistics.deps import NodeDep, StationStaff, VisibleParcel
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
@@ -203,22 +203,12 @@ async def scan(
     again (the same ``scan_id``) is answered 200 with the event recorded the first time; a
     scan at a node off the route is recorded and flagged; a phone's time that cannot be
     right is replaced by ours and flagged."""
-    scan = tracking.Scan(
-        scan_id=body.scan_id,
-        status=body.status,
-        happened_at=body.happened_at,
-        reason=body.reason,
-        shelf=body.shelf,
-        layer=body.layer,
+    # Bearer-token staff are mostly answered before FastAPI (``logistics.fastpath``).
+    code, result = await fastpath.record(
+        writer, body, node_id=staff.node.id, actor_id=staff.user.id
     )
-    where = {"scan": scan, "node_id": staff.node.id, "actor_id": staff.user.id, "now": utcnow()}
-    if body.parcel_code is not None:
-        done = [await writer.run(tracking.scan_parcel, code=body.parcel_code, **where)]
-    else:
-        done = await writer.run(tracking.scan_bag, seal=body.bag_seal, **where)
-    if done and all(d.duplicate for d in done):
-        response.status_code = status.HTTP_200_OK
-    return schemas.ScanResult(recorded=[_recorded(d) for d in done])
+    response.status_code = code
+    return result
 
 
 @router.post("/bags", status_code=status.HTTP_201_CREATED, response_model=schemas.Bag)

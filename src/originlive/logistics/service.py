@@ -115,8 +115,20 @@ async def link(
     return found
 
 
+# Changes of staff made by this process: caches of who works where (``logistics.fastpath``)
+# forget what they knew when it moves.
+_staff_changes = 0
+
+
+def staff_changes() -> int:
+    """How many changes of staff this process has made (see ``add_staff``)."""
+    return _staff_changes
+
+
 async def add_staff(session: AsyncSession, *, node: DeliveryNode, email: str) -> User:
     """Make an account staff of a node (one node an account): it gets the station role."""
+    global _staff_changes
+    _staff_changes += 1
     user = await accounts.get_by_email(session, email=email)
     if user is None:
         raise InvalidInput(f"No account with e-mail {email}.", field="email")
@@ -127,6 +139,7 @@ async def add_staff(session: AsyncSession, *, node: DeliveryNode, email: str) ->
         staff.node_id = node.id
     await accounts.grant_role(session, user=user, role=Role.STATION)
     await session.flush()
+    _staff_changes += 1  # again: a cache may have read the old node meanwhile
     return user
 
 

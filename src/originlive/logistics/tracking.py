@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
+from originlive import rawsql
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
 from originlive.logistics.models import (
     Bag,
@@ -195,16 +196,96 @@ def scan_parcel(
     conn: Connection, *, code: str, scan: Scan, node_id: int, actor_id: int | None, now: datetime
 ) -> Recorded:
     """Record a station's scan of a parcel (invariant 11: once, however often it is sent)."""
-    parcel = _parcel(conn, code)
+    # One statement reads what the rule needs: the parcel, its bag's seal, the event of this
+    # scan id if it was sent before, whether the node is on its route, whether it delivers.
+    row = rawsql.execute(
+        conn, _SCAN_SQL + " FROM parcels p" + _FACTS_JOINS + " WHERE p.code = :code",
+        code=code, scan_id=scan.scan_id, node_id=node_id,
+    ).fetchone()  # fmt: skip
+    if row is None:
+        raise NotFound(f"No parcel {code}.")
+    parcel = _Parcel(
+        row[0], row[1], row[2], row[3], row[4], ParcelStatus(row[5]),
+        rawsql.from_db_time(row[6]), row[7], row[8], row[9], rawsql.from_db_time(row[10]),
+    )  # fmt: skip
     if parcel.bag_id is not None:  # it moves with its bag until taken out
-        bag = conn.execute(select(Bag.seal).where(Bag.id == parcel.bag_id)).scalar_one()
-        raise Conflict(f"Parcel {code} is in bag {bag}: scan the bag, or take it out first.")
-    return _scan(conn, parcel, scan, node_id=node_id, actor_id=actor_id, now=now, source="scan")
+        raise Conflict(f"Parcel {code} is in bag {row[11]}: scan the bag, or take it out first.")
+    facts = _facts_of(row[12:])
+    return _scan(
+        conn, parcel, facts, scan, node_id=node_id, actor_id=actor_id, now=now, source="scan"
+    )
+
+
+# The parcel's columns that scans use, in ``_Parcel``'s order.
+_SCAN_SQL = (
+    "SELECT p.id, p.code, p.order_id, p.destination_id, p.carrier, p.status, p.status_at,"
+    " p.node_id, p.bag_id, p.pickup_code, p.created_at, b.seal,"
+    " e.id, e.status, e.node_id, e.off_route, e.claimed_at,"
+    " EXISTS (SELECT 1 FROM parcel_stops s WHERE s.parcel_id = p.id AND s.node_id = :node_id),"
+    " (SELECT n.home_delivery FROM delivery_nodes n WHERE n.id = :node_id)"
+)
+_FACTS_JOINS = (
+    " LEFT JOIN delivery_bags b ON b.id = p.bag_id"
+    " LEFT JOIN tracking_events e ON e.parcel_id = p.id AND e.scan_id = :scan_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parcel:
+    """What a scan needs of a parcel's row (named as on ``Parcel``; a row of it will do)."""
+
+    id: int
+    code: str
+    order_id: int
+    destination_id: int | None
+    carrier: str | None
+    status: ParcelStatus
+    status_at: datetime
+    node_id: int | None
+    bag_id: int | None
+    pickup_code: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a scan needs besides the parcel: the event of its scan id if it was sent before
+    (id, status, node, off route, claimed at), whether the node is on the parcel's route and
+    whether it delivers to the door."""
+
+    sent: tuple[int, ParcelStatus, int | None, bool, bool] | None
+    on_route: bool
+    home_delivery: bool
+
+
+def _facts_of(row: Sequence[Any]) -> _Facts:
+    sent = None
+    if row[0] is not None:
+        sent = (int(row[0]), ParcelStatus(row[1]), row[2], bool(row[3]), row[4] is not None)
+    return _Facts(sent, bool(row[5]), bool(row[6]))
+
+
+def _facts(conn: Connection, parcel_id: int, scan: Scan, node_id: int) -> _Facts:
+    """``_Facts`` of a parcel read already (a bag's)."""
+    row = rawsql.execute(
+        conn,
+        "SELECT e.id, e.status, e.node_id, e.off_route, e.claimed_at,"
+        " EXISTS (SELECT 1 FROM parcel_stops s WHERE s.parcel_id = :parcel_id"
+        " AND s.node_id = :node_id),"
+        " (SELECT n.home_delivery FROM delivery_nodes n WHERE n.id = :node_id)"
+        " FROM (SELECT 1 AS one) AS one"
+        " LEFT JOIN tracking_events e ON e.parcel_id = :parcel_id AND e.scan_id = :scan_id",
+        parcel_id=parcel_id,
+        node_id=node_id,
+        scan_id=scan.scan_id,
+    ).fetchone()
+    return _facts_of(row)
 
 
 def _scan(
     conn: Connection,
-    parcel: Row[Any],
+    parcel: Any,  # a ``_Parcel`` or a row of ``Parcel``
+    facts: _Facts,
     scan: Scan,
     *,
     node_id: int,
@@ -213,17 +294,13 @@ def _scan(
     source: str,
     bag_id: int | None = None,
 ) -> Recorded:
-    event = conn.execute(
-        select(TrackingEvent).where(
-            TrackingEvent.parcel_id == parcel.id, TrackingEvent.scan_id == scan.scan_id
-        )
-    ).first()
-    if event is not None:
-        if (event.status, event.node_id) != (scan.status, node_id):
+    if facts.sent is not None:
+        event_id, status, event_node, off_route, clock_off = facts.sent
+        if (status, event_node) != (scan.status, node_id):
             raise Conflict(f"Scan {scan.scan_id} was recorded as another scan of {parcel.code}.")
         return Recorded(
-            event.id, parcel.id, parcel.code, _status(conn, parcel.id), True,
-            event.off_route, event.claimed_at is not None, parcel.pickup_code,
+            event_id, parcel.id, parcel.code, parcel.status, True, off_route, clock_off,
+            parcel.pickup_code,
         )  # fmt: skip
     if scan.status not in SCANNABLE:
         raise InvalidInput(f"A scan cannot say {scan.status.value}.", field="status")
@@ -234,19 +311,15 @@ def _scan(
         raise Conflict(f"Parcel {parcel.code} is already {parcel.status.value}.")
     if parcel.carrier is not None:
         raise Conflict(f"Parcel {parcel.code} is with {parcel.carrier}, not our network.")
-    stops = conn.execute(
-        select(ParcelStop.node_id).where(ParcelStop.parcel_id == parcel.id)
-    ).scalars().all()  # fmt: skip
     at_destination = node_id == parcel.destination_id
     pickup_code = parcel.pickup_code
     if scan.status is ParcelStatus.READY_FOR_PICKUP:
         if not at_destination:
             raise Conflict(f"Parcel {parcel.code} is collected at its own point, not here.")
         pickup_code = _shelve(conn, parcel, scan, now)
-    if scan.status is ParcelStatus.DELIVERED:
-        home = conn.execute(select(DeliveryNode.home_delivery).where(DeliveryNode.id == node_id))
-        if not (at_destination and home.scalar()):
-            raise Conflict("Delivered to the door only by a point that delivers; else by code.")
+    if scan.status is ParcelStatus.DELIVERED and not (at_destination and facts.home_delivery):
+        raise Conflict("Delivered to the door only by a point that delivers; else by code.")
+    off_route = not facts.on_route
     event_id = _append(
         conn,
         parcel_id=parcel.id,
@@ -258,14 +331,14 @@ def _scan(
         source=source,
         actor_id=actor_id,
         reason=scan.reason,
-        off_route=node_id not in stops,
+        off_route=off_route,
         claimed_at=claimed_at,
         bag_id=bag_id,
     )
-    status = _settle(conn, parcel, now)
+    status = _settle(conn, parcel, now, Event(scan.status, happened_at, event_id), node_id)
     return Recorded(
-        event_id, parcel.id, parcel.code, status, False, node_id not in stops,
-        claimed_at is not None, pickup_code,
+        event_id, parcel.id, parcel.code, status, False, off_route, claimed_at is not None,
+        pickup_code,
     )  # fmt: skip
 
 
@@ -275,10 +348,6 @@ def _parcel(conn: Connection, code: str) -> Row[Any]:
     if row is None:
         raise NotFound(f"No parcel {code}.")
     return row
-
-
-def _status(conn: Connection, parcel_id: int) -> ParcelStatus:
-    return conn.execute(select(Parcel.status).where(Parcel.id == parcel_id)).scalar_one()
 
 
 def _append(
@@ -297,41 +366,66 @@ def _append(
     claimed_at: datetime | None = None,
     bag_id: int | None = None,
 ) -> int:
-    return conn.execute(
-        insert(TrackingEvent)
-        .values(
+    return int(
+        rawsql.execute(
+            conn,
+            "INSERT INTO tracking_events (parcel_id, scan_id, status, node_id, bag_id, reason,"
+            " happened_at, recorded_at, source, actor_id, off_route, claimed_at)"
+            " VALUES (:parcel_id, :scan_id, :status, :node_id, :bag_id, :reason, :happened_at,"
+            " :recorded_at, :source, :actor_id, :off_route, :claimed_at) RETURNING id",
             parcel_id=parcel_id,
             scan_id=scan_id,
-            status=status,
+            status=status.value,
             node_id=node_id,
             bag_id=bag_id,
             reason=reason,
-            happened_at=happened_at,
-            recorded_at=now,
+            happened_at=rawsql.db_time(conn, happened_at),
+            recorded_at=rawsql.db_time(conn, now),
             source=source,
             actor_id=actor_id,
             off_route=off_route,
-            claimed_at=claimed_at,
-        )
-        .returning(TrackingEvent.id)
-    ).scalar_one()
+            claimed_at=None if claimed_at is None else rawsql.db_time(conn, claimed_at),
+        ).fetchone()[0]
+    )
 
 
-def _settle(conn: Connection, parcel: Row[Any], now: datetime) -> ParcelStatus:
-    """Keep on the parcel what its events imply (``state_of``); when the last parcel of an
-    order is delivered, the order is."""
-    rows = conn.execute(
-        select(
-            TrackingEvent.status, TrackingEvent.happened_at, TrackingEvent.id, TrackingEvent.node_id
-        ).where(TrackingEvent.parcel_id == parcel.id)
-    ).all()
-    nodes = {row.id: row.node_id for row in rows}
-    state = state_of(Event(row.status, row.happened_at, row.id) for row in rows)
-    assert state is not None  # a parcel is made with its first event
-    conn.execute(
-        update(Parcel)
-        .where(Parcel.id == parcel.id)
-        .values(status=state.status, status_at=state.happened_at, node_id=nodes[state.id])
+def _settle(
+    conn: Connection, parcel: Any, now: datetime, event: Event, node_id: int | None
+) -> ParcelStatus:
+    """Keep on the parcel what its events imply (``state_of``) now that ``event`` (at
+    ``node_id``) is recorded; when the last parcel of an order is delivered, the order is.
+
+    The kept state is ``state_of`` of the events before, so the new event (recorded last)
+    says where the parcel is if it is the first final one, or happened after the kept state
+    (``state_of`` has no final event to keep then); else the kept state stays. Only when it
+    happened at the very moment of the kept state are the events read again: the kept row
+    does not say which of the two was recorded first."""
+    state: Event | None
+    if event.happened_at == parcel.status_at or (parcel.status.final and event.status.final):
+        rows = conn.execute(
+            select(
+                TrackingEvent.status,
+                TrackingEvent.happened_at,
+                TrackingEvent.id,
+                TrackingEvent.node_id,
+            ).where(TrackingEvent.parcel_id == parcel.id)
+        ).all()
+        nodes = {row.id: row.node_id for row in rows}
+        state = state_of(Event(row.status, row.happened_at, row.id) for row in rows)
+        assert state is not None  # a parcel is made with its first event
+        node_id = nodes[state.id]
+    elif not parcel.status.final and (event.status.final or event.happened_at > parcel.status_at):
+        state = event
+    else:
+        return ParcelStatus(parcel.status)  # the kept state stands
+    rawsql.execute(
+        conn,
+        "UPDATE parcels SET status = :status, status_at = :status_at, node_id = :node_id"
+        " WHERE id = :id",
+        status=state.status.value,
+        status_at=rawsql.db_time(conn, state.happened_at),
+        node_id=node_id,
+        id=parcel.id,
     )
     if state.status is ParcelStatus.DELIVERED and parcel.status is not ParcelStatus.DELIVERED:
         undelivered = conn.execute(
@@ -423,7 +517,7 @@ def _carrier_event(
         reason=event.note,
         claimed_at=claimed_at,
     )
-    status = _settle(conn, parcel, now)
+    status = _settle(conn, parcel, now, Event(event.status, happened_at, event_id), None)
     return Recorded(
         event_id, parcel.id, parcel.code, status, False, False, claimed_at is not None, None
     )
@@ -540,7 +634,7 @@ def pick_up(
         actor_id=actor_id,
         reason=f"collected by {collected_by}" if collected_by else None,
     )
-    status = _settle(conn, parcel, now)
+    status = _settle(conn, parcel, now, Event(ParcelStatus.DELIVERED, now, event_id), node_id)
     return PickUp(Recorded(event_id, parcel.id, code, status, False, False, False, None), 0, None)
 
 
@@ -591,7 +685,15 @@ def scan_bag(
     parcels = conn.execute(select(Parcel).where(Parcel.bag_id == bag.id)).all()
     recorded = [
         _scan(
-            conn, p, scan, node_id=node_id, actor_id=actor_id, now=now, source="bag", bag_id=bag.id
+            conn,
+            p,
+            _facts(conn, p.id, scan, node_id),
+            scan,
+            node_id=node_id,
+            actor_id=actor_id,
+            now=now,
+            source="bag",
+            bag_id=bag.id,
         )
         for p in parcels
     ]
