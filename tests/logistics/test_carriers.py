@@ -394,3 +394,14 @@ async def test_the_courier_posts_again_until_acknowledged_and_stops_on_a_refusal
     assert await deliver(network.app, retries=refusing) == 0
     assert (await parcel_of(network, other["code"]))["status"] == "pending"
     assert await deliver(network.app) == len(schedule(other))  # a courier that forgot
+
+
+async def test_the_sandbox_never_issues_a_waybill_that_fails() -> None:
+    """Only a merchant's own waybill ending in 9 finds nobody home: what the sandbox issues
+    always goes straight through, so that what a test or a demo sees is known."""
+    sandbox = carriers.carrier_for("sandbox")
+    booking = carriers.Booking(order_id=1, region_code="610431", weight_grams=None, waybill=None)
+    issued = {await sandbox.book(booking) for _ in range(300)}
+    assert all(re.fullmatch(r"SBX[0-9]{10}", w) and not carriers.fails_once(w) for w in issued)
+    mine = carriers.Booking(order_id=1, region_code="610431", weight_grams=None, waybill="SBX9")
+    assert carriers.fails_once(await sandbox.book(mine))
