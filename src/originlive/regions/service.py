@@ -10,14 +10,18 @@ import csv
 import io
 import logging
 import lzma
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, insert, select, update
+from sqlalchemy import Boolean, ColumnElement, Table, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from originlive import inputs
 from originlive.errors import Conflict, InvalidInput, NotFound
@@ -81,9 +85,38 @@ async def search(session: AsyncSession, *, q: str, limit: int = 20) -> Sequence[
     return (await session.scalars(query)).all()
 
 
+_PATH = re.compile(r"(?:[0-9]{6,12}/)+")
+
+
+class _Below(FunctionElement[bool]):
+    """``path`` starts with ``prefix``: a region path at or below another (see ``within``)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "path_below"
+    _is_implicitly_boolean = True  # a condition as it is: not "... = 1" where booleans are ints
+
+
+@compiles(_Below)
+def _below(element: _Below, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL: LIKE 'prefix%', which ix_regions_path's varchar_pattern_ops serves.
+    path, prefix = element.clauses.clauses
+    return str(compiler.process(cast(ColumnElement[str], path).startswith(prefix), **kw))
+
+
+@compiles(_Below, "sqlite")
+def _below_sqlite(element: _Below, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's LIKE ignores case, so no index serves it: a range of the index instead. A path
+    # holds only digits and "/", so everything below a path sorts before the path and ":".
+    path, prefix = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"({path} >= {prefix} AND {path} < {prefix} || ':')"
+
+
 def within(region: Region, column: ColumnElement[str]) -> ColumnElement[bool]:
     """A condition true for the codes of the region and every region below it."""
-    subtree = select(Region.code).where(Region.path.startswith(region.path, autoescape=True))
+    if not _PATH.fullmatch(region.path):
+        raise ValueError(f"not a region path: {region.path!r}")
+    subtree = select(Region.code).where(_Below(Region.path, literal(region.path)))
     return column.in_(subtree)
 
 
