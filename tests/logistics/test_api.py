@@ -276,3 +276,47 @@ async def test_the_console_ships_through_the_network_when_no_carrier_is_given(
         headers=merchant.headers | HTML,
     )
     assert half.status_code == 422
+
+
+async def test_scans_of_one_parcel_at_once_leave_it_where_its_events_say(
+    network: Network, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    """On PostgreSQL the writer's transactions run side by side: thirty scans of one parcel
+    sent at once (ten scans, each three times) are each recorded once, none is a 500, and the
+    parcel is where its events say."""
+    import asyncio
+    import datetime as dt
+
+    from originlive.logistics.models import ParcelStatus
+    from originlive.logistics.tracking import Event, state_of
+
+    client = network.market.client
+    buyer = await make_user("buyer")
+    (parcel,) = await network.ship(await network.paid_order(buyer))
+    code = parcel["code"]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    scans = [
+        {
+            "scan_id": scan_id(),
+            "parcel_code": code,
+            "status": ("at_node", "in_transit")[n % 2],
+            "happened_at": (start + dt.timedelta(minutes=(n * 7) % 10)).isoformat(),
+        }
+        for n in range(10)
+    ]
+    sent = await asyncio.gather(
+        *(
+            client.post("/api/v1/scans", json=body, headers=network.hub_staff.headers)
+            for body in scans * 3
+        )
+    )
+    assert sorted({r.status_code for r in sent}) == [200, 201], [r.text for r in sent]
+    seen = (await client.get(f"/api/v1/parcels/{code}", headers=buyer.headers)).json()
+    events = seen["events"]
+    assert len(events) == 11  # shipped, and each scan once
+    state = state_of(
+        Event(ParcelStatus(e["status"]), dt.datetime.fromisoformat(e["happened_at"]), e["id"])
+        for e in events
+    )
+    assert state is not None and seen["status"] == state.status.value
+    assert dt.datetime.fromisoformat(seen["status_at"]) == state.happened_at

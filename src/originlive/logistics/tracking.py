@@ -196,6 +196,7 @@ def scan_parcel(
     conn: Connection, *, code: str, scan: Scan, node_id: int, actor_id: int | None, now: datetime
 ) -> Recorded:
     """Record a station's scan of a parcel (invariant 11: once, however often it is sent)."""
+    _lock(conn, code)
     # One statement reads what the rule needs: the parcel, its bag's seal, the event of this
     # scan id if it was sent before, whether the node is on its route, whether it delivers.
     row = rawsql.execute(
@@ -214,6 +215,16 @@ def scan_parcel(
     return _scan(
         conn, parcel, facts, scan, node_id=node_id, actor_id=actor_id, now=now, source="scan"
     )
+
+
+def _lock(conn: Connection, code: str) -> None:
+    """On PostgreSQL, where the writer's transactions run side by side, take the parcel's row
+    first: two scans of one parcel at once then settle one after the other, each reading
+    what the other wrote (the kept state, and a scan id sent twice). In a statement of its
+    own, so that the reads after it see what the transaction it waited for committed. On
+    SQLite the one writer connection already runs them one after the other."""
+    if conn.dialect.name != "sqlite":
+        rawsql.execute(conn, "SELECT id FROM parcels WHERE code = :code FOR UPDATE", code=code)
 
 
 # The parcel's columns that scans use, in ``_Parcel``'s order.
@@ -344,7 +355,8 @@ def _scan(
 
 def _parcel(conn: Connection, code: str) -> Row[Any]:
     """The parcel's row (its columns by name, as on ``Parcel``)."""
-    row = conn.execute(select(Parcel).where(Parcel.code == code)).first()
+    # Locked on PostgreSQL (see ``_lock``; SQLite's dialect leaves FOR UPDATE out).
+    row = conn.execute(select(Parcel).where(Parcel.code == code).with_for_update()).first()
     if row is None:
         raise NotFound(f"No parcel {code}.")
     return row
@@ -473,6 +485,7 @@ def record_carrier_events(
             select(Parcel)
             .where(Parcel.carrier == carrier, Parcel.carrier_tracking == event.waybill)
             .order_by(Parcel.id)
+            .with_for_update()  # see ``_lock``
         ).all()  # read again for each event: the one before may have moved them
         if not parcels:
             raise NotFound(f"No parcel with {carrier} waybill {event.waybill}.")
@@ -682,7 +695,9 @@ def scan_bag(
         raise NotFound(f"No bag {seal}.")
     if scan.status not in (ParcelStatus.PICKED_UP, ParcelStatus.IN_TRANSIT, ParcelStatus.AT_NODE):
         raise InvalidInput("A bag is picked up, in transit or at a node.", field="status")
-    parcels = conn.execute(select(Parcel).where(Parcel.bag_id == bag.id)).all()
+    parcels = conn.execute(
+        select(Parcel).where(Parcel.bag_id == bag.id).order_by(Parcel.id).with_for_update()
+    ).all()  # locked in one order (see ``_lock``)
     recorded = [
         _scan(
             conn,
