@@ -116,6 +116,11 @@ async def test_only_a_nodes_staff_open_the_station_page(
         assert "武功镇服务站" in page.text and "Township station" in page.text
         assert 'name="code"' in page.text and 'action="/station/pickup"' in page.text
         assert page.headers["cache-control"] == "no-store"
+        node = network.station["id"]
+        assert f'href="/delivery/nodes/{node}/manifest"' in page.text
+        assert 'href="/station/collection"' in page.text
+        for link in (f"/delivery/nodes/{node}/manifest", "/station/collection"):
+            assert (await browser.get(link, headers=HTML)).status_code == 200, link
         chinese = await browser.get("/station", headers=HTML | {"Accept-Language": "zh-CN"})
         assert "乡镇服务站" in chinese.text and "用摄像头扫码" in chinese.text
         words = re.search(r'id="station-words">(.*?)</script>', chinese.text, re.DOTALL)
