@@ -320,3 +320,23 @@ async def test_scans_of_one_parcel_at_once_leave_it_where_its_events_say(
     )
     assert state is not None and seen["status"] == state.status.value
     assert dt.datetime.fromisoformat(seen["status_at"]) == state.happened_at
+
+
+async def test_an_account_taken_off_a_nodes_staff_scans_no_more(
+    network: Network, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    client = network.market.client
+    buyer = await make_user("buyer")
+    (parcel,) = await network.ship(await network.paid_order(buyer))
+    assert (await network.scan(network.hub_staff, parcel["code"], "picked_up")).status_code == 201
+    url = f"/api/v1/delivery-nodes/{network.hub['id']}/staff/{network.hub_staff.id}"
+    for who in (network.hub_staff, network.market.merchant, buyer):
+        assert (await client.delete(url, headers=who.headers)).status_code == 403
+    elsewhere = f"/api/v1/delivery-nodes/{network.point['id']}/staff/{network.hub_staff.id}"
+    assert (await client.delete(elsewhere, headers=network.operator.headers)).status_code == 404
+    assert (await client.delete(url, headers=network.operator.headers)).status_code == 204
+    # The fast path's cache of nodes is told at once: the next scan is refused.
+    refused = await network.scan(network.hub_staff, parcel["code"], "in_transit")
+    assert refused.status_code == 403
+    me = await client.get("/api/v1/auth/me", headers=network.hub_staff.headers)
+    assert "station" not in me.json()["roles"]

@@ -142,6 +142,15 @@ async def test_an_operator_sees_the_tree_and_shapes_the_network_with_the_forms(
     assert f'<span class="meta">{clerk.email}</span>' in page.text
     theirs = await client.get("/api/v1/station/parcels", headers=clerk.headers)
     assert theirs.status_code == 200  # the station role, at this node
+    removed = await client.post(f"{url}/staff/{clerk.id}/remove", data={"csrf_token": token})
+    assert removed.status_code == 303
+    page = await client.get(removed.headers["location"])
+    assert f"{clerk.email} no longer works at this node." in page.text
+    assert f'<span class="meta">{clerk.email}</span>' not in page.text
+    gone = await client.get("/api/v1/station/parcels", headers=clerk.headers)
+    assert gone.status_code == 403  # neither the role nor the node
+    again = await client.post(f"{url}/staff/{clerk.id}/remove", data={"csrf_token": token})
+    assert again.status_code == 404
 
     audit = await db.scalars(
         select(AuditEntry.action)
@@ -157,6 +166,7 @@ async def test_an_operator_sees_the_tree_and_shapes_the_network_with_the_forms(
         "delivery_node.link",
         "delivery_node.link",
         "delivery_node.add_staff",
+        "delivery_node.remove_staff",
     ]
 
 

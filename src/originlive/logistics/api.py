@@ -7,7 +7,7 @@ from fastapi import File, Path, Query, Response, UploadFile, status
 
 from originlive.accounts.deps import CurrentUser, Operator
 from originlive.catalog.api import Limit, Offset
-from originlive.catalog.deps import Storage
+from originlive.catalog.deps import RowId, Storage
 from originlive.catalog.schemas import Page
 from originlive.db import SessionDep, utcnow
 from originlive.errors import InvalidInput, NotFound
@@ -88,6 +88,13 @@ async def add_staff(
 ) -> Response:
     """Make an account staff of the node, with the station role (operators)."""
     await service.add_staff(session, node=node, email=body.email)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/delivery-nodes/{node_id}/staff/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_staff(node: NodeDep, user_id: RowId, session: SessionDep, _: Operator) -> Response:
+    """Take an account off the node's staff; it loses the station role (operators)."""
+    await service.remove_staff(session, node=node, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts import service as accounts
 from originlive.accounts.deps import Operator
 from originlive.accounts.models import User
+from originlive.catalog.deps import RowId
 from originlive.catalog.pages import MAX_PAGE, PageParam
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput
@@ -75,6 +76,7 @@ DONE = {
     "reopened": N_("The node is open again."),
     "linked": N_("The node is linked."),
     "staffed": N_("%(email)s now works at this node."),
+    "unstaffed": N_("%(email)s no longer works at this node."),
 }
 
 
@@ -363,6 +365,16 @@ async def add_staff(
         request, session, node, status_code=422, form="staff", values={"email": email},
         errors=errors,
     )  # fmt: skip
+
+
+@router.post("/nodes/{node_id}/staff/{user_id}/remove", response_class=HTMLResponse)
+async def remove_staff(
+    operator: Operator, node: NodeDep, user_id: RowId, session: SessionDep
+) -> Response:
+    """Take an account off the node's staff (it loses the station role)."""
+    user = await service.remove_staff(session, node=node, user_id=user_id)
+    await _audit(session, operator, "remove_staff", node, user_id=user.id, email=user.email)
+    return _back(node, "unstaffed", email=user.email)
 
 
 # What the notifier sent, and the flagged scans

@@ -143,6 +143,22 @@ async def add_staff(session: AsyncSession, *, node: DeliveryNode, email: str) ->
     return user
 
 
+async def remove_staff(session: AsyncSession, *, node: DeliveryNode, user_id: int) -> User:
+    """Take an account off a node's staff; it loses the station role (an account works at one
+    node), and its scans are refused from then on."""
+    global _staff_changes
+    staff = await session.get(NodeStaff, user_id)
+    user = await accounts.get(session, user_id=user_id)
+    if staff is None or staff.node_id != node.id or user is None:
+        raise NotFound(f"Account {user_id} is not on the staff of node {node.id}.")
+    _staff_changes += 1
+    await session.delete(staff)
+    user.role_rows[:] = [r for r in user.role_rows if r.role is not Role.STATION]
+    await session.flush()
+    _staff_changes += 1  # again: a cache may have read the old node meanwhile
+    return user
+
+
 async def staff_node(session: AsyncSession, *, user: User) -> DeliveryNode | None:
     """The node whose staff the user is, or None."""
     return await session.scalar(
