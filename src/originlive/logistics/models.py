@@ -185,6 +185,11 @@ class Bag(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+# A scan off its parcel's route, or whose phone's time was not believed: as SQL, the same words
+# in the partial index and in the query it serves (SQLite uses such an index only then).
+FLAGGED = "off_route OR claimed_at IS NOT NULL"
+
+
 class TrackingEvent(Base):
     """One thing that happened to a parcel, as it was recorded; never changed or deleted.
 
@@ -198,6 +203,13 @@ class TrackingEvent(Base):
         UniqueConstraint("parcel_id", "scan_id"),
         Index("ix_tracking_events_parcel_id_happened_at", "parcel_id", "happened_at"),
         Index("ix_tracking_events_node_id", "node_id"),
+        # The few the operators look into (``queries.flagged_scans``), newest first.
+        Index(
+            "ix_tracking_events_flagged",
+            "id",
+            sqlite_where=text(FLAGGED),
+            postgresql_where=text(FLAGGED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -8,12 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.models import User
 from originlive.logistics import service
 from originlive.logistics.models import (
+    FLAGGED,
     DeliveryNode,
     NodeKind,
     NodeLink,
@@ -155,7 +156,7 @@ class Flagged:
     reason: str | None
 
 
-_FLAGGED = or_(TrackingEvent.off_route.is_(True), TrackingEvent.claimed_at.is_not(None))
+_FLAGGED = text(FLAGGED)  # as the partial index ix_tracking_events_flagged says it
 
 
 async def flagged_scans(
