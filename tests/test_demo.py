@@ -7,13 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from originlive.accounts.models import AuditEntry
 from originlive.catalog.models import Product, Shop, ShopStatus
 from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
+from originlive.logistics.collection.models import CollectionGrower, CollectionRun
 from originlive.logistics.models import Bag, Parcel, ParcelStatus
 
 
 async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
     made = await seed_session(db)
     await db.commit()
-    assert len(made) == len(SHOPS) + 4
+    assert len(made) == len(SHOPS) + 5
     statuses = set(await db.scalars(select(Shop.status)))
     assert statuses == {ShopStatus.APPROVED}
     # Every approval was an operator's, and logged.
@@ -81,6 +82,11 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
     assert await db.scalar(select(func.count()).select_from(Bag)) == 1
     statuses = {p.status for p in await db.scalars(select(Parcel))}
     assert {ParcelStatus.READY_FOR_PICKUP, ParcelStatus.IN_TRANSIT} <= statuses
+    # The co-operative's collection run for tomorrow: three growers, two weighed, one short.
+    (run,) = await db.scalars(select(CollectionRun))
+    growers = list(await db.scalars(select(CollectionGrower).order_by(CollectionGrower.id)))
+    assert run.status.value == "collecting" and len(growers) == 3
+    assert [g.weighed_grams for g in growers] == [301_500, 171_000, None]
 
 
 async def test_demo_loads_once(client: httpx.AsyncClient, db: AsyncSession) -> None:

@@ -23,6 +23,9 @@ from originlive.live.schemas import LiveSessionCreate
 from originlive.logistics import schemas as delivery
 from originlive.logistics import service as logistics
 from originlive.logistics import tracking
+from originlive.logistics.collection import schemas as collection_schemas
+from originlive.logistics.collection import service as collection
+from originlive.logistics.collection.models import CollectionGrower, Grade
 from originlive.logistics.models import NodeKind, Parcel, ParcelStatus
 from originlive.orders import service as orders
 from originlive.orders import stock
@@ -451,13 +454,62 @@ async def _seed_delivery(
         parcels.append((parcel_id, route))
     await conn.run_sync(lambda sync: _move_parcels(sync, parcels, now=now))
     await live.end(session, live=ended)
+    run = await _collection_run(session, grove=grove, grower=grower, sku_id=sku_id, nodes=nodes)
     return [
+        f"collection run {run}: three growers bring kiwis to {NETWORK[2][2]} for the hub; two"
+        " weighed, one of them short",
         f"delivery network: {len(NETWORK)} hubs, stations and points in the four shops' counties;"
         f" staff point.xuyang@example.com at {NETWORK[2][2]}",
         f"live session {ended.id} has ended: {len(parcels)} paid orders shipped as parcels, one"
         f" waiting for pick-up at {NETWORK[2][2]} (the demo buyer's), one in a bag, the rest on"
         " their way",
     ]
+
+
+async def _collection_run(
+    session: AsyncSession, *, grove: Any, grower: User, sku_id: int, nodes: dict[str, int]
+) -> int:
+    """Tomorrow's harvest: the co-operative's growers bring kiwis to the village point for the
+    county hub; the point has weighed two of them, one short of what was booked."""
+    point, hub = nodes[NETWORK[2][2]], nodes[NETWORK[0][2]]
+    growers = [("徐建军", 300_000), ("杨秀兰", 200_000), ("徐小龙", 150_000)]
+    run = await collection.book(
+        session,
+        shop=grove,
+        actor=grower,
+        data=collection_schemas.RunCreate(
+            shop_id=grove.id,
+            sku_id=sku_id,
+            hub_id=hub,
+            note="开园第一批",
+            collect_on=(utcnow() + dt.timedelta(days=1)).date(),
+            growers=[
+                collection_schemas.GrowerBooking(
+                    name=name, phone=f"1380000{n:04d}", point_id=point, expected_grams=grams
+                )
+                for n, (name, grams) in enumerate(growers)
+            ],
+        ),
+    )
+    staff = await accounts.get_by_email(session, email=NETWORK[2][3] or "")
+    assert staff is not None
+    booked = await session.scalars(
+        select(CollectionGrower.id)
+        .where(CollectionGrower.run_id == run.id)
+        .order_by(CollectionGrower.id)
+    )
+    for grower_id, grams in zip(list(booked)[:2], (301_500, 171_000), strict=True):
+        await collection.weigh(
+            session,
+            run_id=run.id,
+            node_id=point,
+            actor_id=staff.id,
+            now=utcnow(),
+            data=collection_schemas.WeighingCreate(
+                grower_id=grower_id, weight_grams=grams, grade=Grade.A
+            ),
+        )
+    return run.id
 
 
 def _paid_order(
