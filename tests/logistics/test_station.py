@@ -307,3 +307,20 @@ async def test_the_offline_queue_records_scans_with_the_times_they_were_made(
         assert before - dt.timedelta(seconds=1) <= happened <= after, (happened, typed[code])
         assert dt.datetime.fromisoformat(event["recorded_at"]) >= online_at > happened
         assert event["claimed_at"] is None and event["off_route"] is False
+
+
+async def test_station_staff_land_on_the_station_page_after_signing_in(
+    app: Any, network: Network, make_user: Callable[..., Awaitable[Actor]]
+) -> None:
+    from tests.accounts.test_pages import login
+
+    buyer = await make_user("buyer")
+    for email, going, lands in (
+        (network.point_staff.email, "/", "/station"),
+        (buyer.email, "/", "/"),
+        (network.point_staff.email, "/orders", "/orders"),  # where they were going wins
+    ):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+            landed = await login(browser, email, next_path=going)
+            assert (landed.status_code, landed.headers["location"]) == (303, lands), email

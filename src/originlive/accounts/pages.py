@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from originlive.accounts import schemas, service
 from originlive.accounts.api import check_login_rate, record_login_failure
 from originlive.accounts.deps import SESSION_COOKIE
-from originlive.accounts.models import TokenKind
+from originlive.accounts.models import Role, TokenKind
 from originlive.db import SessionDep
 from originlive.errors import Conflict, RateLimited
 from originlive.routing import Router
@@ -36,6 +36,11 @@ _FIELD_MESSAGES = {
     "password": N_("Use 8 to 128 characters."),
     "display_name": N_("Enter a name of 1 to 80 characters."),
 }
+
+
+# Where a delivery node's staff land after signing in with nowhere else to go
+# (``logistics.station``; accounts knows the role, not the feature).
+STATION_PAGE = "/station"
 
 
 def safe_next(target: str | None) -> str:
@@ -168,7 +173,10 @@ async def login(
     settings: Settings = request.app.state.settings
     ttl = settings.session_ttl_seconds
     token = await service.issue_token(session, user=user, kind=TokenKind.SESSION, ttl_seconds=ttl)
-    response = RedirectResponse(safe_next(next_path), status_code=303)
+    target = safe_next(next_path)
+    if target == "/" and user.has_role(Role.STATION):
+        target = STATION_PAGE  # a station's phone opens on its scanning page
+    response = RedirectResponse(target, status_code=303)
     # HttpOnly: page scripts never need it. Lax: it is not sent on cross-site POSTs.
     response.set_cookie(
         SESSION_COOKIE,
