@@ -115,6 +115,9 @@ async def test_the_buyers_order_page_shows_the_code_while_the_parcel_waits(
     assert page.status_code == 200, page.text
     assert f'<strong class="pickup-code">{pickup_code}</strong>' in page.text
     assert "Show it at 武塔村服务点 to collect the parcel." in page.text
+    # The parcel's way and its timeline, on the order page itself.
+    assert "武功县物流中心 → 武功镇服务站 → <strong>武塔村服务点</strong>" in page.text
+    assert f'id="timeline-{code}"' in page.text and "<strong>Ready for pick-up" in page.text
     collected = await client.post(
         f"/api/v1/parcels/{code}/pickup",
         json={"scan_id": "pickup-order-page", "pickup_code": pickup_code},

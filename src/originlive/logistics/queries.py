@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.models import User
-from originlive.logistics import service
+from originlive.logistics import schemas, service
 from originlive.logistics.models import (
     FLAGGED,
     DeliveryNode,
@@ -23,6 +23,7 @@ from originlive.logistics.models import (
     ParcelStatus,
     TrackingEvent,
 )
+from originlive.orders.models import Order
 from originlive.regions.models import Region
 
 
@@ -200,3 +201,43 @@ async def parcel_codes(session: AsyncSession, parcel_ids: Iterable[int | None]) 
         return {}
     rows = await session.execute(select(Parcel.id, Parcel.code).where(Parcel.id.in_(ids)))
     return {int(i): str(code) for i, code in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A parcel as the page shows it: its lines' titles, its route's nodes, and where the
+    buyer collects it (``point``, with ``pickup_code``, for the buyer only)."""
+
+    parcel: schemas.Parcel
+    lines: list[tuple[str, int]]
+    route: list[DeliveryNode]
+    events: list[schemas.TrackingEvent]  # newest first, as one reads a parcel's news
+    pickup_code: str | None
+    point: DeliveryNode | None
+
+
+async def shown_parcels(session: AsyncSession, *, order: Order, as_buyer: bool) -> list[Shown]:
+    """An order's parcels as its pages show them (the parcels page, the buyer's order page):
+    the pick-up code, with the point, only when ``as_buyer`` and the parcel waits there."""
+    parcels = await service.parcel_views(
+        session, await service.order_parcels(session, order_id=order.id)
+    )
+    nodes = await by_id(
+        session, {n for p in parcels for n in (*p.route, p.destination_id) if n is not None}
+    )
+    titles = {item.id: item.title for item in order.items}
+    shown = []
+    for parcel in parcels:
+        waiting = as_buyer and parcel.status is ParcelStatus.READY_FOR_PICKUP
+        point = nodes.get(parcel.destination_id) if parcel.destination_id else None
+        shown.append(
+            Shown(
+                parcel=parcel.model_copy(update={"pickup_code": None}),  # shown apart, if at all
+                lines=[(titles.get(ln.order_item_id, ""), ln.quantity) for ln in parcel.items],
+                route=[nodes[n] for n in parcel.route if n in nodes],
+                events=list(reversed(parcel.events)),
+                pickup_code=parcel.pickup_code if waiting else None,
+                point=point if waiting else None,
+            )
+        )
+    return shown

@@ -415,20 +415,6 @@ async def bag_parcels(session: AsyncSession, *, bag_id: int) -> list[str]:
     return list(rows)
 
 
-async def waiting_pickups(
-    session: AsyncSession, *, order_id: int
-) -> list[tuple[Parcel, DeliveryNode]]:
-    """The order's parcels waiting on a point's shelf, with the point: for its buyer only
-    (each has its pick-up code)."""
-    rows = await session.execute(
-        select(Parcel, DeliveryNode)
-        .join(DeliveryNode, DeliveryNode.id == Parcel.destination_id)
-        .where(Parcel.order_id == order_id, Parcel.status == ParcelStatus.READY_FOR_PICKUP)
-        .order_by(Parcel.id)
-    )
-    return [(parcel, point) for parcel, point in rows.all()]
-
-
 async def proof_of(session: AsyncSession, *, parcel_id: int) -> DeliveryProof | None:
     """The photo taken when the parcel was delivered, or None."""
     return await session.get(DeliveryProof, parcel_id)

@@ -17,7 +17,7 @@ from originlive.catalog.deps import RowId
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, NotFound, OriginliveError
-from originlive.logistics import service as logistics
+from originlive.logistics import queries as delivery
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
 from originlive.orders.deps import Placer, StockGate, Writer
@@ -151,9 +151,10 @@ async def order_page(
     order: Order | None = await orders.get_order(session, order_id=order_id)
     if order is None or order.buyer_id != user.id:
         raise NotFound(f"No order {order_id} of yours.")
-    # A parcel waiting at its village point: the buyer's pick-up code, where they look first.
-    waiting = await logistics.waiting_pickups(session, order_id=order.id)
-    return render(request, "payments/order.html", {"order": order, "waiting": waiting})
+    # Its parcels' ways and timelines, and the pick-up code of one waiting at its village
+    # point: where the buyer looks first.
+    parcels = await delivery.shown_parcels(session, order=order, as_buyer=True)
+    return render(request, "payments/order.html", {"order": order, "parcels": parcels})
 
 
 @router.get("/orders", response_class=HTMLResponse)
