@@ -53,6 +53,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bare as bare_app  # noqa: E402
 from bench.fanout import _cpu_s, _status_mb  # noqa: E402
 from bench.wrkrun import require_wrk, wrk  # noqa: E402
 from bench.wsclient import install_uvloop, raise_nofile_limit  # noqa: E402
@@ -995,23 +996,7 @@ def main() -> None:
         server = serve(
             port=port, data_dir=data_dir, database_url=url, log=log, RTMP_PORT=str(free_port())
         )
-        bare = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.bare:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--no-server-header",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        bare = bare_app.start(bare_port, log)
     try:
         wait_until_up(server, base)
         wait_until_up(bare, f"http://127.0.0.1:{bare_port}")

@@ -66,7 +66,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -83,6 +82,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bare as bare_app  # noqa: E402
 from bench.fanout import _cpu_s, _status_mb  # noqa: E402
 from bench.wrkrun import require_wrk, wrk  # noqa: E402
 from bench.wsclient import Socket, Tally, install_uvloop, raise_nofile_limit  # noqa: E402
@@ -764,23 +764,7 @@ def main() -> None:
             RTMP_PORT=str(rtmp_port),
             DEMO_BROADCAST="true",
         )
-        bare = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.bare:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--no-server-header",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        bare = bare_app.start(bare_port, log)
     result: dict[str, Any] = {"benchmark": "surge", "database": "sqlite (embedded)"}
     try:
         wait_until_up(server, base)
