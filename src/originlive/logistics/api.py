@@ -13,6 +13,7 @@ from originlive.db import SessionDep, utcnow
 from originlive.errors import InvalidInput, NotFound
 from originlive.logistics import fastpath, schemas, service, tracking
 from originlive.logistics.deps import NodeDep, StationStaff, VisibleParcel
+from originlive.logistics.models import DeliveryNode, NodeLink
 from originlive.orders import schemas as order_schemas
 from originlive.orders import service as orders
 from originlive.orders.deps import ShopOrder, VisibleOrder, Writer
@@ -24,19 +25,18 @@ router = Router(prefix="/api/v1", tags=["delivery"])
 # The network
 
 
-async def _node_view(session: SessionDep, node_id: int) -> schemas.Node:
-    for node, link in await service.list_nodes(session):
-        if node.id == node_id:
-            shown = schemas.Node.model_validate(node)
-            if link is not None:
-                shown = shown.model_copy(
-                    update={
-                        "upstream_id": link.upstream_id,
-                        "transit_minutes": link.transit_minutes,
-                    }
-                )
-            return shown
-    raise AssertionError(f"node {node_id} vanished")
+def _shown_node(node: DeliveryNode, link: NodeLink | None) -> schemas.Node:
+    """A node as the API shows it, with the node serving it."""
+    return schemas.Node.model_validate(node).model_copy(
+        update={
+            "upstream_id": link.upstream_id if link else None,
+            "transit_minutes": link.transit_minutes if link else None,
+        }
+    )
+
+
+async def _node_view(session: SessionDep, node: DeliveryNode) -> schemas.Node:
+    return _shown_node(node, await service.upstream_link(session, node_id=node.id))
 
 
 @router.get("/delivery-nodes", response_model=list[schemas.Node])
@@ -45,12 +45,7 @@ async def list_nodes(
 ) -> list[schemas.Node]:
     """Hubs, stations and points (at a region and below it), each with the node serving it."""
     return [
-        schemas.Node.model_validate(node).model_copy(
-            update={
-                "upstream_id": link.upstream_id if link else None,
-                "transit_minutes": link.transit_minutes if link else None,
-            }
-        )
+        _shown_node(node, link)
         for node, link in await service.list_nodes(session, region_code=region)
     ]
 
@@ -59,7 +54,7 @@ async def list_nodes(
 async def create_node(body: schemas.NodeCreate, session: SessionDep, _: Operator) -> schemas.Node:
     """Open a county hub, township station or village point (operators)."""
     node = await service.create_node(session, data=body)
-    return await _node_view(session, node.id)
+    return await _node_view(session, node)
 
 
 @router.patch("/delivery-nodes/{node_id}", response_model=schemas.Node)
@@ -68,7 +63,7 @@ async def update_node(
 ) -> schemas.Node:
     """Change a node's details, home delivery, or close it to new parcels (operators)."""
     await service.update_node(session, node=node, data=body)
-    return await _node_view(session, node.id)
+    return await _node_view(session, node)
 
 
 @router.put("/delivery-nodes/{node_id}/upstream", response_model=schemas.Node)
@@ -79,7 +74,7 @@ async def link_node(
     await service.link(
         session, node=node, upstream_id=body.upstream_id, transit_minutes=body.transit_minutes
     )
-    return await _node_view(session, node.id)
+    return await _node_view(session, node)
 
 
 @router.post("/delivery-nodes/{node_id}/staff", status_code=status.HTTP_204_NO_CONTENT)

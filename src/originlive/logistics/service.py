@@ -51,9 +51,13 @@ async def list_nodes(
     if region_code is not None:
         region = await regions.get_or_404(session, code=region_code, field="region")
         query = query.where(regions.within(region, DeliveryNode.region_code.expression))
-    rows = await session.execute(query.order_by(DeliveryNode.kind, DeliveryNode.id))
-    order = {kind: kind.depth for kind in NodeKind}
-    return sorted(((n, link) for n, link in rows.all()), key=lambda r: (order[r[0].kind], r[0].id))
+    rows = (await session.execute(query)).all()
+    return sorted(((n, link) for n, link in rows), key=lambda r: (r[0].kind.depth, r[0].id))
+
+
+async def upstream_link(session: AsyncSession, *, node_id: int) -> NodeLink | None:
+    """The link from the node that serves this one, or None."""
+    return await session.get(NodeLink, node_id)
 
 
 _NODE_LEVELS = {
@@ -106,7 +110,7 @@ async def link(
             f"A {node.kind.value} is served by a node one level up, not a {upstream.kind.value}.",
             field="upstream_id",
         )
-    found = await session.get(NodeLink, node.id)
+    found = await upstream_link(session, node_id=node.id)
     if found is None:
         found = NodeLink(downstream_id=node.id, upstream_id=upstream.id)
         session.add(found)
@@ -208,17 +212,11 @@ def choose_route(
     while (up := chain[-1].upstream_id) is not None and up in by_id and len(chain) < 3:
         chain.append(by_id[up])
     route = [n.id for n in reversed(chain)]
-    origin = next(
-        (
-            min(
-                (n for n in by_region.get(code, ()) if n.kind is NodeKind.COUNTY_HUB),
-                key=lambda n: n.id,
-            )
-            for code in reversed(shop_path)
-            if any(n.kind is NodeKind.COUNTY_HUB for n in by_region.get(code, ()))
-        ),
-        None,
+    hubs = (
+        [n for n in by_region.get(code, ()) if n.kind is NodeKind.COUNTY_HUB]
+        for code in reversed(shop_path)
     )
+    origin = next((min(found, key=lambda n: n.id) for found in hubs if found), None)
     if origin is not None and origin.id != route[0]:
         route.insert(0, origin.id)
     return route
