@@ -21,13 +21,11 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Connection, func, insert, select
 
-from originlive.accounts.models import User
-from originlive.catalog.models import Product, Shop, ShopStatus, Sku
 from originlive.errors import OriginliveError
 from originlive.logistics import tracking
 from originlive.logistics.models import DeliveryNode, NodeKind, Parcel, ParcelStatus, TrackingEvent
 from originlive.orders.models import Order, OrderItem, OrderStatus
-from tests.writer import on_writer_connection
+from tests.writer import on_writer_connection, shop_with_a_sku
 
 START = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 PARCELS = 3
@@ -52,53 +50,8 @@ class Scans(RuleBasedStateMachine):
     @initialize()
     def parcels_on_their_way(self) -> None:
         conn = self.conn
-        merchant, buyer = conn.execute(
-            insert(User).returning(User.id),
-            [
-                {"email": f"u{i}@example.com", "password_hash": "x", "display_name": f"u{i}"}
-                for i in range(2)
-            ],
-        ).scalars()
-        shop = conn.execute(
-            insert(Shop)
-            .values(
-                owner_id=merchant,
-                name="果园",
-                description="",
-                region_code="610431",
-                status=ShopStatus.APPROVED,
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Shop.id)
-        ).scalar_one()
-        product = conn.execute(
-            insert(Product)
-            .values(
-                shop_id=shop,
-                title="猕猴桃",
-                description="",
-                category="水果",
-                origin_region_code="610431",
-                search_text="",
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Product.id)
-        ).scalar_one()
-        sku = conn.execute(
-            insert(Sku)
-            .values(
-                product_id=product,
-                name="5斤",
-                price_cents=100,
-                currency="CNY",
-                stock=9,
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Sku.id)
-        ).scalar_one()
+        seeded = shop_with_a_sku(conn, at=START, buyers=1, price_cents=100, stock=9)
+        merchant, (buyer,), shop, sku = seeded.merchant, seeded.buyers, seeded.shop, seeded.sku
         self.nodes = (
             conn.execute(
                 insert(DeliveryNode).returning(DeliveryNode.id),

@@ -19,10 +19,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
-from originlive.accounts.models import User
-from originlive.catalog.models import Product, Shop, ShopStatus, Sku
+from originlive.catalog.models import Sku
 from originlive.errors import OriginliveError
 from originlive.orders import bulk, stock
 from originlive.orders.models import (
@@ -35,7 +34,7 @@ from originlive.orders.models import (
     OrderItem,
     OrderStatus,
 )
-from tests.writer import on_writer_connection
+from tests.writer import on_writer_connection, shop_with_a_sku
 
 STOCK = 40
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -61,54 +60,8 @@ class Books(RuleBasedStateMachine):
 
     @initialize()
     def shop_with_a_sku(self) -> None:
-        ids = self.conn.execute(
-            insert(User).returning(User.id),
-            [
-                {"email": f"m{i}@example.com", "password_hash": "x", "display_name": f"u{i}"}
-                for i in range(4)
-            ],
-        ).scalars()
-        self.merchant, *self.buyers = ids
-        shop = self.conn.execute(
-            insert(Shop)
-            .values(
-                owner_id=self.merchant,
-                name="果园",
-                description="",
-                region_code="610431",
-                status=ShopStatus.APPROVED,
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Shop.id)
-        ).scalar_one()
-        product = self.conn.execute(
-            insert(Product)
-            .values(
-                shop_id=shop,
-                title="猕猴桃",
-                description="",
-                category="水果",
-                origin_region_code="610431",
-                search_text="",
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Product.id)
-        ).scalar_one()
-        self.sku = self.conn.execute(
-            insert(Sku)
-            .values(
-                product_id=product,
-                name="5斤",
-                price_cents=3990,
-                currency="CNY",
-                stock=STOCK,
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(Sku.id)
-        ).scalar_one()
+        seeded = shop_with_a_sku(self.conn, at=START, buyers=3, price_cents=3990, stock=STOCK)
+        self.merchant, self.buyers, self.sku = seeded.merchant, seeded.buyers, seeded.sku
 
     def _try(self, fn, **kwargs):  # type: ignore[no-untyped-def]
         """Run a rule in a savepoint, as the writer does; a refused one leaves no trace."""
