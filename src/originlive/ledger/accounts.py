@@ -9,6 +9,7 @@ balance of ``payouts:*`` (so money in = money held + money paid out when the boo
 """
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ def account(holder: Holder, bucket: str, holder_id: int | None = None) -> str:
     return name
 
 
+# Cached: a batch names the same few accounts again and again (a refusal is not cached).
+@functools.lru_cache(maxsize=65536)
 def parse(name: str) -> Account:
     """The parts of an account's name, or ``InvalidInput`` if it is not one."""
     parts = name.split(":")
