@@ -21,6 +21,8 @@ from originlive.accounts import pages as accounts_pages
 from originlive.accounts import security
 from originlive.accounts.deps import SESSION_COOKIE
 from originlive.accounts.tokencache import TokenCache
+from originlive.affiliates import api as affiliates_api
+from originlive.affiliates import pages as affiliates_pages
 from originlive.asgi import HealthRoute
 from originlive.batching import (
     BatchReader,
@@ -276,6 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logistics_api.router,
         carrier_api.router,
         collection_api.router,
+        affiliates_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
@@ -294,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logistics_station.router,
         collection_console.router,
         collection_station.router,
+        affiliates_pages.router,
     ):
         if not isinstance(router, Router):  # the quick refusal of other features' paths
             raise TypeError(f"{router!r} is not an originlive.routing.Router")

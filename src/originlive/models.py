@@ -4,6 +4,7 @@
 def import_all_models() -> None:
     """Import each feature's models module so its tables join the metadata."""
     import originlive.accounts.models
+    import originlive.affiliates.models
     import originlive.catalog.models
     import originlive.ledger.models
     import originlive.live.models

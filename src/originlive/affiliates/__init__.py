@@ -1,0 +1,1 @@
+"""The selection library: shops' commission plans for anchors, and samples."""

@@ -1,0 +1,186 @@
+"""JSON routes of the selection library: shops' plans, the anchors' library, samples."""
+
+from typing import Annotated
+
+from fastapi import Header, Query, Response, status
+
+from originlive.accounts.deps import CurrentUser
+from originlive.affiliates import schemas, service
+from originlive.affiliates.deps import Anchor, OwnedPlan, ShopSample, VisiblePlan
+from originlive.affiliates.models import CommissionPlan, PlanStatus, SampleRequest, SampleStatus
+from originlive.catalog.api import Limit, Offset
+from originlive.catalog.deps import OwnedShop
+from originlive.catalog.schemas import Page
+from originlive.db import SessionDep
+from originlive.inputs import MAX_ID
+from originlive.orders.deps import Writer
+from originlive.routing import Router
+
+router = Router(prefix="/api/v1/affiliates", tags=["affiliates"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A key of the client's choosing: a retry with the same key returns the "
+        "first request; with another body it is a 422.",
+    ),
+]
+
+
+async def _plan_view(session: SessionDep, plan: CommissionPlan) -> schemas.Plan:
+    (shown,) = await service.plan_views(session, [plan])
+    return shown
+
+
+async def _sample_view(session: SessionDep, sample: SampleRequest) -> schemas.Sample:
+    (shown,) = await service.sample_views(session, [sample])
+    return shown
+
+
+# Plans, for the shop
+
+
+@router.post(
+    "/shops/{shop_id}/plans", status_code=status.HTTP_201_CREATED, response_model=schemas.Plan
+)
+async def create_plan(
+    body: schemas.PlanCreate, shop: OwnedShop, session: SessionDep
+) -> schemas.Plan:
+    """Offer anchors a commission on the shop's products (its managers); 409 if it clashes
+    with another plan of the same kind and scope."""
+    plan = await service.create_plan(session, shop=shop, data=body)
+    return await _plan_view(session, plan)
+
+
+@router.get("/shops/{shop_id}/plans", response_model=list[schemas.Plan])
+async def list_plans(
+    shop: OwnedShop, session: SessionDep, status: PlanStatus | None = None
+) -> list[schemas.Plan]:
+    """The shop's plans, newest first (its managers)."""
+    plans = await service.list_plans(session, shop_id=shop.id, status=status)
+    return await service.plan_views(session, plans)
+
+
+@router.get("/plans/{plan_id}", response_model=schemas.Plan)
+async def get_plan(plan: VisiblePlan, session: SessionDep) -> schemas.Plan:
+    """A plan: to its shop's managers and the anchors it is offered to."""
+    return await _plan_view(session, plan)
+
+
+@router.patch("/plans/{plan_id}", response_model=schemas.Plan)
+async def update_plan(
+    body: schemas.PlanUpdate, plan: OwnedPlan, session: SessionDep
+) -> schemas.Plan:
+    """Change a running plan's name, rate, end or sample policy (its shop's managers)."""
+    await service.update_plan(session, plan=plan, data=body)
+    return await _plan_view(session, plan)
+
+
+@router.post("/plans/{plan_id}/end", response_model=schemas.Plan)
+async def end_plan(plan: OwnedPlan, session: SessionDep) -> schemas.Plan:
+    """End the plan now (its shop's managers)."""
+    await service.end_plan(session, plan=plan)
+    return await _plan_view(session, plan)
+
+
+# The library, for anchors
+
+
+@router.post("/plans/{plan_id}/join", response_model=schemas.Membership)
+async def join_plan(  # the anchor first: a buyer learns they may not, not that it is hidden
+    anchor: Anchor, plan: VisiblePlan, session: SessionDep, response: Response
+) -> schemas.Membership:
+    """Join a plan offered to the caller: 201 the first time, 200 after."""
+    joined, new = await service.join_plan(session, plan=plan, anchor=anchor)
+    response.status_code = status.HTTP_201_CREATED if new else status.HTTP_200_OK
+    return schemas.Membership(
+        plan_id=joined.plan_id, anchor_id=joined.anchor_id, joined_at=joined.joined_at
+    )
+
+
+@router.get("/library", response_model=Page[schemas.LibraryItem])
+async def library(
+    anchor: Anchor,
+    session: SessionDep,
+    shop_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    region: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[schemas.LibraryItem]:
+    """The products offered to the caller now, with the best plan for each and the plan
+    paying them for it (anchors)."""
+    where = service.LibraryFilter(shop_id=shop_id, category=category, region_code=region)
+    items, total = await service.library(
+        session, anchor=anchor, where=where, limit=limit, offset=offset
+    )
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+# Samples
+
+
+@router.post("/samples", response_model=schemas.Sample)
+async def request_sample(
+    body: schemas.SampleCreate,
+    anchor: Anchor,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.Sample:
+    """Ask for a free sample of a joined plan's SKU: 201; the same Idempotency-Key again 200
+    with the first request; another open request for the product 409."""
+    sample, new = await service.request_sample(
+        session, anchor=anchor, data=body, idempotency_key=idempotency_key
+    )
+    response.status_code = status.HTTP_201_CREATED if new else status.HTTP_200_OK
+    return await _sample_view(session, sample)
+
+
+@router.get("/samples", response_model=list[schemas.Sample])
+async def my_samples(user: CurrentUser, session: SessionDep) -> list[schemas.Sample]:
+    """The caller's own sample requests, newest first."""
+    samples = await service.list_samples(session, anchor_id=user.id)
+    return await service.sample_views(session, samples)
+
+
+@router.get("/shops/{shop_id}/samples", response_model=list[schemas.Sample])
+async def shop_samples(
+    shop: OwnedShop, session: SessionDep, status: SampleStatus | None = None
+) -> list[schemas.Sample]:
+    """Sample requests asked of the shop, newest first (its managers)."""
+    samples = await service.list_samples(session, shop_id=shop.id, status=status)
+    return await service.sample_views(session, samples)
+
+
+@router.post("/samples/{sample_id}/approve", response_model=schemas.Sample)
+async def approve_sample(
+    sample: ShopSample, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.Sample:
+    """Grant the sample: a free paid order to the anchor, to ship like any other."""
+    fresh = await service.approve_sample(session, writer, sample=sample, actor=user)
+    return await _sample_view(session, fresh)
+
+
+@router.post("/samples/{sample_id}/reject", response_model=schemas.Sample)
+async def reject_sample(
+    body: schemas.SampleReject, sample: ShopSample, session: SessionDep
+) -> schemas.Sample:
+    """Turn the request down, saying why."""
+    await service.reject_sample(session, sample=sample, reason=body.reason)
+    return await _sample_view(session, sample)
+
+
+@router.post("/samples/{sample_id}/ship", response_model=schemas.Sample)
+async def ship_sample(
+    sample: ShopSample, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.Sample:
+    """Send an approved sample through the delivery network, to the point serving the anchor."""
+    await service.ship_sample(session, writer, sample=sample, actor=user)
+    fresh = await service.get_sample(session, sample_id=sample.id)
+    assert fresh is not None
+    return await _sample_view(session, fresh)

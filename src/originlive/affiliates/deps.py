@@ -1,0 +1,77 @@
+"""Who may reach a plan or a sample request (invariant 7: a merchant only its shops' plans,
+an anchor its own selections): one dependency per rule.
+
+A shop's managers (its owner, operators) reach its plans and the samples asked of it. An
+anchor sees the plans offered to them (open ones, and targeted ones naming them) and their
+own sample requests; anything else is a 404, so a targeted plan's id gives nothing away.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.accounts.deps import CurrentUser
+from originlive.accounts.models import Role, User
+from originlive.affiliates import service
+from originlive.affiliates.models import CommissionPlan, SampleRequest
+from originlive.catalog.deps import RowId, can_manage
+from originlive.catalog.models import Shop
+from originlive.db import SessionDep
+from originlive.errors import Forbidden, NotFound
+
+
+async def get_anchor(user: CurrentUser) -> User:
+    """The signed-in anchor; 403 for everyone else."""
+    if not user.has_role(Role.ANCHOR):
+        raise Forbidden("Only anchors may do this: run a live session first.")
+    return user
+
+
+async def _manages(session: AsyncSession, user: User, shop_id: int) -> bool:
+    shop = await session.get(Shop, shop_id)
+    assert shop is not None  # plans and samples keep their shop (foreign key)
+    return can_manage(user, shop)
+
+
+async def _plan(session: AsyncSession, plan_id: int) -> CommissionPlan:
+    plan = await service.get_plan(session, plan_id=plan_id)
+    if plan is None:
+        raise NotFound(f"No plan {plan_id}.")
+    return plan
+
+
+async def get_visible_plan(
+    plan_id: RowId, session: SessionDep, user: CurrentUser
+) -> CommissionPlan:
+    """The plan if the caller manages its shop, or is an anchor it is offered to."""
+    plan = await _plan(session, plan_id)
+    if await _manages(session, user, plan.shop_id):
+        return plan
+    if user.has_role(Role.ANCHOR) and await service.may_join(session, plan=plan, anchor=user):
+        return plan
+    raise NotFound(f"No plan {plan_id}.")
+
+
+async def get_owned_plan(plan_id: RowId, session: SessionDep, user: CurrentUser) -> CommissionPlan:
+    """The plan if the caller manages its shop; 403 for anyone else."""
+    plan = await _plan(session, plan_id)
+    if not await _manages(session, user, plan.shop_id):
+        raise Forbidden(f"You do not manage the shop of plan {plan_id}.")
+    return plan
+
+
+async def get_shop_sample(
+    sample_id: RowId, session: SessionDep, user: CurrentUser
+) -> SampleRequest:
+    """The sample request if the caller manages the shop it was asked of; else 404."""
+    sample = await service.get_sample(session, sample_id=sample_id)
+    if sample is None or not await _manages(session, user, sample.shop_id):
+        raise NotFound(f"No sample request {sample_id} to a shop you manage.")
+    return sample
+
+
+Anchor = Annotated[User, Depends(get_anchor)]
+VisiblePlan = Annotated[CommissionPlan, Depends(get_visible_plan)]
+OwnedPlan = Annotated[CommissionPlan, Depends(get_owned_plan)]
+ShopSample = Annotated[SampleRequest, Depends(get_shop_sample)]
