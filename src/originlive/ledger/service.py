@@ -371,7 +371,7 @@ def balances(
         ]
     found = dict.fromkeys(accounts or (), 0)
     for query in queries:
-        for account, amount in conn.execute(query.group_by(query.selected_columns[0])).tuples():
+        for account, amount in conn.execute(query.group_by(query.selected_columns[0])):
             found[account] = found.get(account, 0) + int(amount)
     return found
 
@@ -475,7 +475,7 @@ def verify(conn: Connection) -> Report:
             text(_STALE_TOTALS.format(day=_DAY_SQL[conn.dialect.name])).bindparams(
                 limit=REPORT_LIMIT
             )
-        ).tuples()
+        )
     ]
     _add_up_holders(conn, report)
     return report
@@ -511,7 +511,7 @@ def _add_up_holders(conn: Connection, report: Report) -> None:
     query = select(Posting.account, Posting.currency, func.sum(Posting.amount_fen)).group_by(
         Posting.account, Posting.currency
     )
-    for account, currency, amount in conn.execute(query).tuples():
+    for account, currency, amount in conn.execute(query):
         holder = account.split(":", 1)[0]
         if holder == Holder.CLEARING:
             report.money_in[currency] = report.money_in.get(currency, 0) - int(amount)
