@@ -20,6 +20,7 @@ from originlive.affiliates.models import (
     SampleRequest,
 )
 from originlive.orders.models import Order
+from originlive.settings import Settings
 from tests.catalog.conftest import PRODUCT
 from tests.conftest import Actor
 from tests.orders.conftest import ADDRESS, Market, market  # noqa: F401 (a fixture)
@@ -57,6 +58,7 @@ class Library:
     market: Market
     db: AsyncSession
     make_user: MakeActor
+    database_url: str
     other_product_id: int = 0
 
     @property
@@ -102,6 +104,7 @@ async def library(
     market: Market,  # noqa: F811
     db: AsyncSession,
     make_user: MakeActor,
+    settings: Settings,
 ) -> Library:
     other = await client.post(
         f"/api/v1/shops/{market.shop_id}/products",
@@ -109,4 +112,5 @@ async def library(
         headers=market.merchant.headers,
     )
     assert other.status_code == 201, other.text
-    return Library(client, market, db, make_user, other.json()["id"])
+    url = settings.resolved_database_url
+    return Library(client, market, db, make_user, url, other.json()["id"])

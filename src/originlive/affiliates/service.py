@@ -669,10 +669,10 @@ async def sample_views(
 ) -> list[schemas.Sample]:
     """The requests as the API shows them, with the state of each one's free order."""
     order_ids = [s.order_id for s in samples if s.order_id is not None]
-    states = dict(
-        (await session.execute(select(Order.id, Order.status).where(Order.id.in_(order_ids)))).
-        tuples().all()
-    ) if order_ids else {}  # fmt: skip
+    states: dict[int, OrderStatus] = {}
+    if order_ids:
+        query = select(Order.id, Order.status).where(Order.id.in_(order_ids))
+        states = {order_id: status for order_id, status in await session.execute(query)}
     return [_sample_view(s, states.get(s.order_id) if s.order_id else None) for s in samples]
 
 
