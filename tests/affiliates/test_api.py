@@ -2,8 +2,13 @@
 and every bad input answered with a 4xx problem that writes nothing."""
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy import select
+
+from originlive.accounts.models import AuditEntry
 from tests.affiliates.conftest import Library, MakeActor, new_key, rows
+from tests.conftest import Actor
 
 
 def _at(days: float) -> str:
@@ -207,3 +212,33 @@ async def test_bad_sample_requests_are_refused_and_write_nothing(
         answer = await library.ask(anchor, plan_id, **fields)
         assert answer.status_code == status, (fields, answer.text)
     assert await rows(library.db) == before
+
+
+async def test_an_operators_plan_changes_are_audited_and_pending_shops_offer_nothing(
+    library: Library, make_operator: Callable[[], Awaitable[Actor]]
+) -> None:
+    operator = await make_operator()
+    made = await library.client.post(
+        f"/api/v1/affiliates/shops/{library.market.shop_id}/plans",
+        json={"name": "运营代建", "rate_bp": 700},
+        headers=operator.headers,
+    )
+    assert made.status_code == 201, made.text
+    await library.plan(scope="product", product_ids=[library.market.product_id])  # the owner's
+    audited = await library.db.scalars(
+        select(AuditEntry.action).where(AuditEntry.target_type == "commission_plans")
+    )
+    assert list(audited) == ["plan.create"]
+
+    owner = await library.make_user("owner")
+    pending = await library.client.post(
+        "/api/v1/shops", json={"name": "待审果园", "region_code": "610431"}, headers=owner.headers
+    )
+    plan = await library.client.post(
+        f"/api/v1/affiliates/shops/{pending.json()['id']}/plans",
+        json={"name": "未开张", "rate_bp": 700},
+        headers=owner.headers,
+    )
+    assert plan.status_code == 201, plan.text
+    anchor = await library.anchor()
+    assert (await library.join(anchor, plan.json()["id"])).status_code == 404

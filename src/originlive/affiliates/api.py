@@ -48,11 +48,11 @@ async def _sample_view(session: SessionDep, sample: SampleRequest) -> schemas.Sa
     "/shops/{shop_id}/plans", status_code=status.HTTP_201_CREATED, response_model=schemas.Plan
 )
 async def create_plan(
-    body: schemas.PlanCreate, shop: OwnedShop, session: SessionDep
+    body: schemas.PlanCreate, shop: OwnedShop, session: SessionDep, user: CurrentUser
 ) -> schemas.Plan:
     """Offer anchors a commission on the shop's products (its managers); 409 if it clashes
     with another plan of the same kind and scope."""
-    plan = await service.create_plan(session, shop=shop, data=body)
+    plan = await service.create_plan(session, shop=shop, actor=user, data=body)
     return await _plan_view(session, plan)
 
 
@@ -73,17 +73,17 @@ async def get_plan(plan: VisiblePlan, session: SessionDep) -> schemas.Plan:
 
 @router.patch("/plans/{plan_id}", response_model=schemas.Plan)
 async def update_plan(
-    body: schemas.PlanUpdate, plan: OwnedPlan, session: SessionDep
+    body: schemas.PlanUpdate, plan: OwnedPlan, session: SessionDep, user: CurrentUser
 ) -> schemas.Plan:
     """Change a running plan's name, rate, end or sample policy (its shop's managers)."""
-    await service.update_plan(session, plan=plan, data=body)
+    await service.update_plan(session, plan=plan, actor=user, data=body)
     return await _plan_view(session, plan)
 
 
 @router.post("/plans/{plan_id}/end", response_model=schemas.Plan)
-async def end_plan(plan: OwnedPlan, session: SessionDep) -> schemas.Plan:
+async def end_plan(plan: OwnedPlan, session: SessionDep, user: CurrentUser) -> schemas.Plan:
     """End the plan now (its shop's managers)."""
-    await service.end_plan(session, plan=plan)
+    await service.end_plan(session, plan=plan, actor=user)
     return await _plan_view(session, plan)
 
 
@@ -168,10 +168,10 @@ async def approve_sample(
 
 @router.post("/samples/{sample_id}/reject", response_model=schemas.Sample)
 async def reject_sample(
-    body: schemas.SampleReject, sample: ShopSample, session: SessionDep
+    body: schemas.SampleReject, sample: ShopSample, session: SessionDep, user: CurrentUser
 ) -> schemas.Sample:
     """Turn the request down, saying why."""
-    await service.reject_sample(session, sample=sample, reason=body.reason)
+    await service.reject_sample(session, sample=sample, actor=user, reason=body.reason)
     return await _sample_view(session, sample)
 
 

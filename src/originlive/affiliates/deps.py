@@ -16,7 +16,7 @@ from originlive.accounts.models import Role, User
 from originlive.affiliates import service
 from originlive.affiliates.models import CommissionPlan, SampleRequest
 from originlive.catalog.deps import RowId, can_manage
-from originlive.catalog.models import Shop
+from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
 
@@ -28,10 +28,14 @@ async def get_anchor(user: CurrentUser) -> User:
     return user
 
 
-async def _manages(session: AsyncSession, user: User, shop_id: int) -> bool:
+async def _shop(session: AsyncSession, shop_id: int) -> Shop:
     shop = await session.get(Shop, shop_id)
     assert shop is not None  # plans and samples keep their shop (foreign key)
-    return can_manage(user, shop)
+    return shop
+
+
+async def _manages(session: AsyncSession, user: User, shop_id: int) -> bool:
+    return can_manage(user, await _shop(session, shop_id))
 
 
 async def _plan(session: AsyncSession, plan_id: int) -> CommissionPlan:
@@ -44,11 +48,14 @@ async def _plan(session: AsyncSession, plan_id: int) -> CommissionPlan:
 async def get_visible_plan(
     plan_id: RowId, session: SessionDep, user: CurrentUser
 ) -> CommissionPlan:
-    """The plan if the caller manages its shop, or is an anchor it is offered to."""
+    """The plan if the caller manages its shop, or is an anchor it is offered to (by a shop
+    that sells: approved)."""
     plan = await _plan(session, plan_id)
-    if await _manages(session, user, plan.shop_id):
+    shop = await _shop(session, plan.shop_id)
+    if can_manage(user, shop):
         return plan
-    if user.has_role(Role.ANCHOR) and await service.may_join(session, plan=plan, anchor=user):
+    offered = shop.status == ShopStatus.APPROVED and user.has_role(Role.ANCHOR)
+    if offered and await service.may_join(session, plan=plan, anchor=user):
         return plan
     raise NotFound(f"No plan {plan_id}.")
 

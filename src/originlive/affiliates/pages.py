@@ -146,6 +146,7 @@ async def create_plan(
     request: Request,
     shop: OwnedShop,
     session: SessionDep,
+    user: CurrentUser,
     name: Line = "",
     kind: Line = "open",
     scope: Line = "shop",
@@ -175,7 +176,7 @@ async def create_plan(
                 "sample_cost_from_commission": bool(sample_cost_from_commission),
             }
         )  # fmt: skip
-        await service.create_plan(session, shop=shop, data=data)
+        await service.create_plan(session, shop=shop, actor=user, data=data)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES)
         return await _plans_page(request, session, shop, values=values, errors=errors)
@@ -185,9 +186,9 @@ async def create_plan(
 
 
 @router.post("/console/plans/{plan_id}/end")
-async def end_plan(plan: OwnedPlan, session: SessionDep) -> RedirectResponse:
+async def end_plan(plan: OwnedPlan, session: SessionDep, user: CurrentUser) -> RedirectResponse:
     """End a plan now."""
-    await service.end_plan(session, plan=plan)
+    await service.end_plan(session, plan=plan, actor=user)
     return RedirectResponse(f"/console/shops/{plan.shop_id}/plans?done=ended", status_code=303)
 
 
@@ -212,12 +213,12 @@ async def approve_sample(
 
 @router.post("/console/samples/{sample_id}/reject", response_class=HTMLResponse)
 async def reject_sample(
-    request: Request, sample: ShopSample, session: SessionDep, reason: Line = ""
+    request: Request, sample: ShopSample, session: SessionDep, user: CurrentUser, reason: Line = ""
 ) -> Response:
     """Turn a sample request down."""
     try:
         data = schemas.SampleReject(reason=reason or _("Not this time."))
-        await service.reject_sample(session, sample=sample, reason=data.reason)
+        await service.reject_sample(session, sample=sample, actor=user, reason=data.reason)
     except (ValidationError, OriginliveError):
         shop = await _shop_of(session, sample.shop_id)
         message = _("The request could not be turned down: check the reason, and try again.")

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User, UserRole
 from originlive.affiliates import schemas
 from originlive.affiliates.models import (
@@ -257,6 +258,20 @@ async def _figures(
 # Plans
 
 
+async def _audit(
+    session: AsyncSession,
+    *,
+    actor: User,
+    action: str,
+    target: CommissionPlan | SampleRequest,
+    **detail: Any,
+) -> None:
+    await accounts.record_operator_act(
+        session, actor=actor, action=action, target_type=target.__tablename__,
+        target_id=target.id, detail=detail,
+    )  # fmt: skip
+
+
 async def get_plan(session: AsyncSession, *, plan_id: int) -> CommissionPlan | None:
     """The plan, or None."""
     return await session.get(CommissionPlan, plan_id, populate_existing=True)
@@ -343,9 +358,9 @@ async def _refuse_clash(session: AsyncSession, plan: PlanFigures) -> None:
 
 
 async def create_plan(
-    session: AsyncSession, *, shop: Shop, data: schemas.PlanCreate
+    session: AsyncSession, *, shop: Shop, actor: User, data: schemas.PlanCreate
 ) -> CommissionPlan:
-    """Offer a commission plan for the shop's products."""
+    """Offer a commission plan for the shop's products (audited if an operator does it)."""
     await _check_products(session, shop=shop, product_ids=data.product_ids)
     await _check_anchors(session, anchor_ids=data.anchor_ids)
     starts_at = data.starts_at or utcnow()
@@ -370,11 +385,12 @@ async def create_plan(
     named = [{"plan_id": plan.id, "anchor_id": a} for a in data.anchor_ids]
     if named:
         await session.execute(insert(CommissionPlanAnchor), named)
+    await _audit(session, actor=actor, action="plan.create", target=plan, rate_bp=plan.rate_bp)
     return plan
 
 
 async def update_plan(
-    session: AsyncSession, *, plan: CommissionPlan, data: schemas.PlanUpdate
+    session: AsyncSession, *, plan: CommissionPlan, actor: User, data: schemas.PlanUpdate
 ) -> CommissionPlan:
     """Change a running plan's name, rate, end or sample policy."""
     if plan.status == PlanStatus.ENDED:
@@ -391,6 +407,7 @@ async def update_plan(
         if value is not None or name == "ends_at":
             setattr(plan, name, value)
     await session.flush()
+    await _audit(session, actor=actor, action="plan.update", target=plan, fields=sorted(changes))
     return plan
 
 
@@ -402,7 +419,7 @@ def _with_end(plan: PlanFigures, ends_at: dt.datetime | None) -> PlanFigures:
     )  # fmt: skip
 
 
-async def end_plan(session: AsyncSession, *, plan: CommissionPlan) -> CommissionPlan:
+async def end_plan(session: AsyncSession, *, plan: CommissionPlan, actor: User) -> CommissionPlan:
     """End the plan now: it pays for no sale from here on (ending it twice is harmless)."""
     if plan.status == PlanStatus.ACTIVE:
         now = utcnow()
@@ -410,6 +427,7 @@ async def end_plan(session: AsyncSession, *, plan: CommissionPlan) -> Commission
         if plan.ends_at is None or plan.ends_at > now:
             plan.ends_at = max(now, plan.starts_at + dt.timedelta(microseconds=1))
         await session.flush()
+        await _audit(session, actor=actor, action="plan.end", target=plan)
     return plan
 
 
@@ -689,7 +707,7 @@ def _sample_view(sample: SampleRequest, order_status: OrderStatus | None) -> sch
 
 
 async def reject_sample(
-    session: AsyncSession, *, sample: SampleRequest, reason: str
+    session: AsyncSession, *, sample: SampleRequest, actor: User, reason: str
 ) -> SampleRequest:
     """Turn the request down, saying why."""
     if sample.status != SampleStatus.REQUESTED:
@@ -698,6 +716,7 @@ async def reject_sample(
     sample.reject_reason = reason
     sample.decided_at = utcnow()
     await session.flush()
+    await _audit(session, actor=actor, action="sample.reject", target=sample)
     return sample
 
 
@@ -711,6 +730,7 @@ async def approve_sample(
     await writer.run(grant_sample, sample_id=sample.id, actor_id=actor.id, now=utcnow())
     fresh = await get_sample(session, sample_id=sample.id)
     assert fresh is not None
+    await _audit(session, actor=actor, action="sample.approve", target=fresh)
     return fresh
 
 
