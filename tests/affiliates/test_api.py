@@ -1,6 +1,7 @@
 """The library's JSON API on both databases: plans offered and joined, the library's rates,
 and every bad input answered with a 4xx problem that writes nothing."""
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
@@ -242,3 +243,22 @@ async def test_an_operators_plan_changes_are_audited_and_pending_shops_offer_not
     assert plan.status_code == 201, plan.text
     anchor = await library.anchor()
     assert (await library.join(anchor, plan.json()["id"])).status_code == 404
+
+
+async def test_clashing_plans_and_sample_requests_sent_at_once_are_one(library: Library) -> None:
+    made = await asyncio.gather(*(library.offer(rate_bp=500 + n) for n in range(5)))
+    assert sorted(r.status_code for r in made) == [201, 409, 409, 409, 409], [r.text for r in made]
+    plan = next(r.json() for r in made if r.status_code == 201)
+    anchor = await library.anchor()
+    joins = await asyncio.gather(*(library.join(anchor, plan["id"]) for _ in range(3)))
+    assert sorted(r.status_code for r in joins) == [200, 200, 201], [r.text for r in joins]
+
+    key = new_key()
+    same_key = await asyncio.gather(*(library.ask(anchor, plan["id"], key=key) for _ in range(4)))
+    assert sorted(r.status_code for r in same_key) == [200, 200, 200, 201]
+    assert len({r.json()["id"] for r in same_key}) == 1
+    other = library.other_product_id
+    sku = (await library.client.get(f"/api/v1/products/{other}")).json()["skus"][0]["id"]
+    no_key = await asyncio.gather(*(library.ask(anchor, plan["id"], sku_id=sku) for _ in range(4)))
+    assert sorted(r.status_code for r in no_key) == [201, 409, 409, 409], [r.text for r in no_key]
+    assert (await rows(library.db))["sample_requests"] == 2

@@ -341,9 +341,11 @@ async def _check_anchors(session: AsyncSession, *, anchor_ids: list[int]) -> Non
 
 async def _refuse_clash(session: AsyncSession, plan: PlanFigures) -> None:
     """409 if the plan would clash with another active plan of its shop (rule 4)."""
-    # Plans of one shop are written one at a time (on PostgreSQL; SQLite has one writer), so
-    # that two clashing plans made at once cannot both pass the check.
-    await session.execute(select(Shop.id).where(Shop.id == plan.shop_id).with_for_update())
+    # Plans of one shop are written one at a time, so that two clashing plans made at once
+    # cannot both pass the check: a write to the shop's row that changes nothing takes its
+    # row lock on PostgreSQL and the write lock on SQLite (which ignores FOR UPDATE) first.
+    touch = update(Shop).where(Shop.id == plan.shop_id).values(updated_at=Shop.updated_at)
+    await session.execute(touch)
     others = await _figures(
         session,
         [CommissionPlan.shop_id == plan.shop_id, CommissionPlan.id != plan.plan_id],
