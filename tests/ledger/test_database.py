@@ -115,10 +115,12 @@ async def test_verify_finds_a_broken_book(book: AsyncConnection) -> None:
     assert report.unbalanced == [900_010]
     assert report.empty == [900_011]
     assert report.unmirrored == [900_012]
-    assert report.stale_totals == [
-        "clearing:payments CNY 2026-12-07",
-        "shop:1:pending CNY 2026-12-07",
-    ]  # the rows written by hand added nothing to the day's totals
+    assert report.stale_totals == [  # the rows written by hand added nothing to the totals
+        "clearing:payments CNY day 2026-12-07 00:00",
+        "clearing:payments CNY hour 2026-12-07 12:00",
+        "shop:1:pending CNY day 2026-12-07 00:00",
+        "shop:1:pending CNY hour 2026-12-07 12:00",
+    ]
     assert report.off == {"CNY": 1}
     assert report.lines()[-1] == "THE BOOK IS OFF"
 

@@ -55,7 +55,7 @@ def _check(conn: Connection, posted: dict[str, Entry], moment: datetime) -> None
     found = service.balances(conn, prefix="")
     assert sum(found.values()) == 0
     assert {a: b for a, b in found.items() if b} == {a: b for a, b in expected.items() if b}
-    summed = dict(
+    summed: dict[str, int] = dict(
         conn.execute(text("SELECT account, sum(amount_fen) FROM postings GROUP BY account")).all()
     )
     for account in ACCOUNTS:

@@ -1,12 +1,12 @@
 """Posting, reversing and balances, on SQLite and PostgreSQL."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from originlive.errors import InvalidInput
+from originlive.errors import InvalidInput, NotFound
 from originlive.ledger import service
 from originlive.ledger.models import EntryKind
 from originlive.ledger.service import Entry, Leg, Posted
@@ -17,13 +17,13 @@ async def test_a_balanced_entry_is_posted_with_its_legs(book: AsyncConnection) -
     [posted] = await book.run_sync(service.post, [sale("a", 1000)])
     assert posted.new
     legs = await book.execute(
-        text("SELECT account, amount_fen FROM postings WHERE entry_id = :id ORDER BY id"),
+        text("SELECT account, amount_fen FROM postings WHERE entry_id = :id ORDER BY account"),
         {"id": posted.entry_id},
     )
     assert legs.all() == [
         ("clearing:payments", -1000),
-        ("shop:1:pending", 950),
         ("platform:fees", 50),
+        ("shop:1:pending", 950),
     ]
     assert await book.run_sync(service.balance, "shop:1:pending") == 950
     assert await book.run_sync(service.balance, "clearing:payments") == -1000
@@ -89,7 +89,7 @@ async def test_an_entry_is_reversed_once(book: AsyncConnection) -> None:
 
 
 async def test_reversing_what_is_not_there(book: AsyncConnection) -> None:
-    with pytest.raises(service.NotFound):
+    with pytest.raises(NotFound):
         await book.run_sync(lambda c: service.reverse(c, 12345, key="r", at=NOW))
 
 
@@ -104,15 +104,18 @@ async def test_balances_as_of_a_moment(book: AsyncConnection) -> None:
     ]
     await book.run_sync(service.post, entries)
 
-    def as_of(moment):  # type: ignore[no-untyped-def]
-        return lambda c: service.balance(c, "clearing:payments", as_of=moment)
+    async def as_of(moment: datetime) -> int:
+        return int(await book.run_sync(service.balance, "clearing:payments", as_of=moment))
 
-    assert await book.run_sync(as_of(NOW - 4 * day)) == 0
-    assert await book.run_sync(as_of(NOW - 3 * day)) == -100
-    assert await book.run_sync(as_of(NOW - timedelta(hours=3))) == -100
-    assert await book.run_sync(as_of(NOW - timedelta(microseconds=1))) == -300
-    assert await book.run_sync(as_of(NOW)) == -2300  # a posting at the moment counts
-    assert await book.run_sync(as_of(NOW + day)) == -3100
+    assert await as_of(NOW - 4 * day) == 0
+    assert await as_of(NOW - 3 * day) == -100
+    assert await as_of(NOW - timedelta(hours=2, microseconds=1)) == -100
+    assert await as_of(NOW - timedelta(hours=1, minutes=30)) == -300  # in the morning's hour
+    assert await as_of(NOW - timedelta(microseconds=1)) == -300
+    assert await as_of(NOW) == -2300  # a posting at the moment counts
+    assert await as_of(NOW + timedelta(minutes=59)) == -2300
+    assert await as_of(NOW + timedelta(hours=1)) == -3100
+    assert await as_of(NOW + day) == -3100
     assert await book.run_sync(service.balance, "clearing:payments") == -3100
     shops = await book.run_sync(lambda c: service.balances(c, prefix="shop:", as_of=NOW))
     assert shops == {"shop:1:pending": 100 + 200 + 400 - 3 * 50, "shop:2:pending": 1600 - 50}

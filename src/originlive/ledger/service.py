@@ -7,35 +7,36 @@ embedded writer's on SQLite, ``AsyncConnection.run_sync`` elsewhere); nothing he
 SQLite, arrays on PostgreSQL), as ``orders/bulk.py`` places orders: settlement posts an
 entry of 3-5 legs per order, thousands of orders a second.
 
-Balances. Summing an account's postings through the covering index
-``ix_postings_account_balance`` costs time in proportion to its postings, and the platform's
-own accounts (``clearing:payments``, ``platform:fees``) take a posting per order: about 60 ms
-for a million on SQLite, measured (``bench/ledger.py``). So ``post`` also adds each day's
-amounts to ``account_daily_totals`` in the same transaction, and a balance is the sum of
-those days (one row an account a day) plus, for a moment inside a day, that day's postings up
-to the moment. A running total per account would be one row to read, but every batch of every
-process would queue on the same row of ``clearing:payments`` to update it, and it would not
-answer "as of" a moment; a row per day queues only batches of the same day, taking the rows
-in one order (sorted) so that they never deadlock.
+Balances. Summing an account's postings costs time in proportion to their number, and the
+platform's own accounts (``clearing:payments``, ``platform:fees``) take a posting per order:
+tens of milliseconds for a million (``bench/ledger.py``). So ``post`` also adds the amounts to
+``account_totals`` in the same transaction, per account and UTC day and per hour, and a
+balance is the sum of its days (a row an account a day); as of a moment, the days before it,
+the hours of its day before it, and the postings of its last part-hour (through
+``ix_postings_at``, time first, which costs posting far less than an index led by the account).
+A running total per account would be one row to read, but every batch of every process would
+queue on the same row of ``clearing:payments`` to update it, and it would not answer "as of" a
+moment; a row per day and hour queues only batches of the same hour, and they take the rows in
+one order (sorted), so that they never deadlock.
 """
 
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, and_, func, or_, select, text
 
 from originlive import rawsql
 from originlive.db import utcnow
 from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
 from originlive.ledger.accounts import Holder, parse
-from originlive.ledger.models import AccountDailyTotal, EntryKind, JournalEntry, Posting
+from originlive.ledger.models import AccountTotal, EntryKind, JournalEntry, Posting, Span
 
 CNY = "CNY"
-_EPOCH = date(1970, 1, 1).toordinal()
 MAX_AMOUNT_FEN = 10**15  # far above any sum of money here, far below BIGINT's end
 REPORT_LIMIT = 100  # ids of each kind of fault a report lists
 
@@ -127,7 +128,7 @@ def post(conn: Connection, entries: Sequence[Entry]) -> list[Posted]:
     if fresh:
         writer = _post_embedded if conn.dialect.name == "sqlite" else _post_server
         written = writer(conn, list(fresh.values()))
-        _add_to_daily_totals(conn, [fresh[key] for key in written])
+        _add_to_totals(conn, [fresh[key] for key in written])
         known |= written
         missing = [key for key in fresh if key not in written]
         if missing:  # PostgreSQL: posted meanwhile by another process, or a reversal's
@@ -194,6 +195,8 @@ def _post_embedded(conn: Connection, entries: list[Entry]) -> dict[str, int]:
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         entry_rows,
     )
+    # In the order of ``ix_postings_at``: each row lands next to the one before it.
+    posting_rows.sort(key=itemgetter(4, 1, 3))
     cursor.executemany(
         "INSERT INTO postings (entry_id, account, amount_fen, currency, at) VALUES (?, ?, ?, ?, ?)",
         posting_rows,
@@ -249,13 +252,14 @@ def _post_server(conn: Connection, entries: list[Entry]) -> dict[str, int]:
     return {e.key: i for i, e in mine}
 
 
-def _add_to_daily_totals(conn: Connection, entries: list[Entry]) -> None:
-    """Add the entries' amounts to their accounts' totals of the day, in one order."""
-    sums: dict[tuple[str, str, int], int] = defaultdict(int)
+def _add_to_totals(conn: Connection, entries: list[Entry]) -> None:
+    """Add the entries' amounts to their accounts' totals of the day and hour, in one order."""
+    sums: dict[tuple[str, str, str, int], int] = defaultdict(int)
     for entry in entries:
-        day = day_of(entry.at)
+        spans = [(span.value, start_of(entry.at, span)) for span in Span]
         for leg in entry.legs:
-            sums[leg.account, entry.currency, day] += leg.amount_fen
+            for span, starts in spans:
+                sums[leg.account, entry.currency, span, starts] += leg.amount_fen
     rows = sorted(sums.items())
     if conn.dialect.name == "sqlite":
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -266,33 +270,35 @@ def _add_to_daily_totals(conn: Connection, entries: list[Entry]) -> None:
         _ADD_TO_TOTALS_SERVER,
         accounts=[key[0] for key, _ in rows],
         currencies=[key[1] for key, _ in rows],
-        days=[key[2] for key, _ in rows],
+        spans=[key[2] for key, _ in rows],
+        starts=[key[3] for key, _ in rows],
         amounts=[amount for _, amount in rows],
     )
 
 
 _ADD_TO_TOTALS_EMBEDDED = (
-    "INSERT INTO account_daily_totals (account, currency, day, amount_fen) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (account, currency, day) DO UPDATE"
-    " SET amount_fen = account_daily_totals.amount_fen + excluded.amount_fen"
+    "INSERT INTO account_totals (account, currency, span, starts, amount_fen)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, currency, span, starts) DO UPDATE"
+    " SET amount_fen = account_totals.amount_fen + excluded.amount_fen"
 )
 _ADD_TO_TOTALS_SERVER = (
-    "INSERT INTO account_daily_totals (account, currency, day, amount_fen)"
+    "INSERT INTO account_totals (account, currency, span, starts, amount_fen)"
     " SELECT * FROM unnest(CAST(:accounts AS TEXT[]), CAST(:currencies AS TEXT[]),"
-    " CAST(:days AS INTEGER[]), CAST(:amounts AS BIGINT[]))"
-    " ON CONFLICT (account, currency, day) DO UPDATE"
-    " SET amount_fen = account_daily_totals.amount_fen + excluded.amount_fen"
+    " CAST(:spans AS TEXT[]), CAST(:starts AS BIGINT[]), CAST(:amounts AS BIGINT[]))"
+    " ON CONFLICT (account, currency, span, starts) DO UPDATE"
+    " SET amount_fen = account_totals.amount_fen + excluded.amount_fen"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def day_of(moment: datetime) -> int:
-    """The UTC day of a moment, as days since 1970-01-01 (``account_daily_totals.day``)."""
-    return moment.astimezone(UTC).date().toordinal() - _EPOCH
+def start_of(moment: datetime, span: Span) -> int:
+    """The Unix time of the start of the UTC day or hour of a moment."""
+    return (moment - _EPOCH) // timedelta(seconds=span.seconds) * span.seconds
 
 
-def start_of(day: int) -> datetime:
-    """The first moment of a day numbered as ``day_of`` numbers it."""
-    return datetime.combine(date.fromordinal(day + _EPOCH), time(), UTC)
+def moment_of(starts: int) -> datetime:
+    """The moment of a Unix time, as ``start_of`` gives."""
+    return _EPOCH + timedelta(seconds=starts)
 
 
 def reverse(
@@ -352,23 +358,26 @@ def balances(
     account whose name starts with ``prefix`` (``shop:12:``), up to ``as_of`` if given."""
     if (accounts is None) == (prefix is None):
         raise ValueError("name the accounts or a prefix, not both")
-    totals = select(AccountDailyTotal.account, func.sum(AccountDailyTotal.amount_fen)).where(
-        AccountDailyTotal.currency == currency,
-        *_which(AccountDailyTotal.account, accounts, prefix),
+    totals = select(AccountTotal.account, func.sum(AccountTotal.amount_fen)).where(
+        AccountTotal.currency == currency, *_which(AccountTotal.account, accounts, prefix)
     )
-    queries = [totals]
-    if as_of is not None:
-        # The days before as_of's from the totals, as_of's day up to it from its postings.
-        day = day_of(as_of)
-        queries = [
-            totals.where(AccountDailyTotal.day < day),
-            select(Posting.account, func.sum(Posting.amount_fen)).where(
-                Posting.currency == currency,
-                *_which(Posting.account, accounts, prefix),
-                Posting.at >= start_of(day),
-                Posting.at <= as_of,
-            ),
-        ]
+    if as_of is None:
+        queries = [totals.where(AccountTotal.span == Span.DAY)]
+    else:
+        # The days before as_of's, the hours of its day before its hour, and the postings of
+        # its hour up to it.
+        day, hour = start_of(as_of, Span.DAY), start_of(as_of, Span.HOUR)
+        days = and_(AccountTotal.span == Span.DAY, AccountTotal.starts < day)
+        hours = and_(
+            AccountTotal.span == Span.HOUR, AccountTotal.starts >= day, AccountTotal.starts < hour
+        )
+        last = select(Posting.account, func.sum(Posting.amount_fen)).where(
+            Posting.at >= moment_of(hour),
+            Posting.at <= as_of,
+            Posting.currency == currency,
+            *_which(Posting.account, accounts, prefix),
+        )
+        queries = [totals.where(or_(days, hours)), last]
     found = dict.fromkeys(accounts or (), 0)
     for query in queries:
         for account, amount in conn.execute(query.group_by(query.selected_columns[0])):
@@ -400,7 +409,7 @@ class Report:
     unbalanced: list[int] = field(default_factory=list)  # entries not summing to zero
     empty: list[int] = field(default_factory=list)  # entries without postings
     unmirrored: list[int] = field(default_factory=list)  # reversals not undoing their original
-    stale_totals: list[str] = field(default_factory=list)  # "account currency day" off
+    stale_totals: list[str] = field(default_factory=list)  # "account currency span start"
     money_in: dict[str, int] = field(default_factory=dict)  # per currency
     held: dict[str, int] = field(default_factory=dict)
     paid_out: dict[str, int] = field(default_factory=dict)
@@ -433,7 +442,7 @@ class Report:
             ("entries not summing to zero", self.unbalanced),
             ("entries without postings", self.empty),
             ("reversals not mirroring their entry", self.unmirrored),
-            ("daily totals not matching their postings", self.stale_totals),
+            ("account totals not matching their postings", self.stale_totals),
         )
         for what, found in faults:
             if found:
@@ -444,16 +453,16 @@ class Report:
         return lines
 
 
-# SQL of a posting's UTC day, as ``day_of`` reckons it (SQLite stores UTC text).
-_DAY_SQL = {
-    "sqlite": "CAST(julianday(substr(at, 1, 10)) - 2440587.5 AS INTEGER)",
-    "postgresql": "(CAST(at AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')",
+# SQL of a posting's Unix time, in whole seconds (SQLite stores UTC text).
+_SECONDS_SQL = {
+    "sqlite": "CAST(strftime('%s', substr(at, 1, 19)) AS INTEGER)",
+    "postgresql": "CAST(floor(extract(epoch FROM at)) AS BIGINT)",
 }
 
 
 def verify(conn: Connection) -> Report:
     """Check the whole book: every entry sums to zero and has postings, every reversal mirrors
-    its entry, the daily totals match the postings, and money in = held + paid out."""
+    its entry, the account totals match the postings, and money in = held + paid out."""
     report = Report()
     report.entries = conn.execute(select(func.count()).select_from(JournalEntry)).scalar_one()
     report.postings = conn.execute(select(func.count()).select_from(Posting)).scalar_one()
@@ -469,13 +478,10 @@ def verify(conn: Connection) -> Report:
         " LIMIT :limit",
     )
     report.unmirrored = _ids(conn, _UNMIRRORED)
+    stale = text(_STALE_TOTALS.format(seconds=_SECONDS_SQL[conn.dialect.name]))
     report.stale_totals = [
-        f"{account} {currency} {start_of(day).date()}"
-        for account, currency, day in conn.execute(
-            text(_STALE_TOTALS.format(day=_DAY_SQL[conn.dialect.name])).bindparams(
-                limit=REPORT_LIMIT
-            )
-        )
+        f"{account} {currency} {span} {moment_of(starts):%Y-%m-%d %H:%M}"
+        for account, currency, span, starts in conn.execute(stale.bindparams(limit=REPORT_LIMIT))
     ]
     _add_up_holders(conn, report)
     return report
@@ -492,12 +498,16 @@ _UNMIRRORED = (
     ") AS legs GROUP BY id, account, currency HAVING sum(amount_fen) <> 0 ORDER BY id LIMIT :limit"
 )
 
+# Each day's and hour's postings of an account, less its totals: nothing where they match.
 _STALE_TOTALS = (
-    "SELECT account, currency, day FROM ("
-    " SELECT account, currency, {day} AS day, amount_fen FROM postings"
-    " UNION ALL SELECT account, currency, day, -amount_fen FROM account_daily_totals"
-    ") AS amounts GROUP BY account, currency, day HAVING sum(amount_fen) <> 0"
-    " ORDER BY account, currency, day LIMIT :limit"
+    "SELECT account, currency, span, starts FROM ("
+    " SELECT account, currency, 'day' AS span, {seconds} / 86400 * 86400 AS starts, amount_fen"
+    " FROM postings"
+    " UNION ALL SELECT account, currency, 'hour', {seconds} / 3600 * 3600, amount_fen"
+    " FROM postings"
+    " UNION ALL SELECT account, currency, span, starts, -amount_fen FROM account_totals"
+    ") AS amounts GROUP BY account, currency, span, starts HAVING sum(amount_fen) <> 0"
+    " ORDER BY account, currency, span, starts LIMIT :limit"
 )
 
 

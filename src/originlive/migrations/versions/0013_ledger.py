@@ -116,12 +116,19 @@ _SQLITE_DOWN = tuple(
 
 def upgrade() -> None:
     op.create_table(
-        "account_daily_totals",
+        "account_totals",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column(
+            "span",
+            sa.Enum("day", "hour", name="span", native_enum=False, length=8),
+            nullable=False,
+        ),
+        sa.Column("starts", sa.BigInteger(), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("account", "currency", "day", name=op.f("pk_account_daily_totals")),
+        sa.PrimaryKeyConstraint(
+            "account", "currency", "span", "starts", name=op.f("pk_account_totals")
+        ),
     )
     op.create_table(
         "journal_entries",
@@ -157,9 +164,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_journal_entries_idempotency_key")),
         sa.UniqueConstraint("reverses_id", name=op.f("uq_journal_entries_reverses_id")),
     )
-    with op.batch_alter_table("journal_entries", schema=None) as batch_op:
-        batch_op.create_index("ix_journal_entries_ref", ["ref"], unique=False)
-
     op.create_table(
         "postings",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -175,9 +179,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("postings", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_postings_account_balance",
-            ["account", "currency", "at", "amount_fen"],
-            unique=False,
+            "ix_postings_at", ["at", "account", "currency", "amount_fen"], unique=False
         )
         batch_op.create_index("ix_postings_entry_id", ["entry_id"], unique=False)
 
@@ -192,11 +194,8 @@ def downgrade() -> None:
         op.execute(statement)
     with op.batch_alter_table("postings", schema=None) as batch_op:
         batch_op.drop_index("ix_postings_entry_id")
-        batch_op.drop_index("ix_postings_account_balance")
+        batch_op.drop_index("ix_postings_at")
 
     op.drop_table("postings")
-    with op.batch_alter_table("journal_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_journal_entries_ref")
-
     op.drop_table("journal_entries")
-    op.drop_table("account_daily_totals")
+    op.drop_table("account_totals")
