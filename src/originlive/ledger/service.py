@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, text
@@ -195,8 +194,6 @@ def _post_embedded(conn: Connection, entries: list[Entry]) -> dict[str, int]:
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         entry_rows,
     )
-    # In the order of ``ix_postings_at``: each row lands next to the one before it.
-    posting_rows.sort(key=itemgetter(4, 1, 3))
     cursor.executemany(
         "INSERT INTO postings (entry_id, account, amount_fen, currency, at) VALUES (?, ?, ?, ?, ?)",
         posting_rows,
@@ -255,8 +252,11 @@ def _post_server(conn: Connection, entries: list[Entry]) -> dict[str, int]:
 def _add_to_totals(conn: Connection, entries: list[Entry]) -> None:
     """Add the entries' amounts to their accounts' totals of the day and hour, in one order."""
     sums: dict[tuple[str, str, str, int], int] = defaultdict(int)
+    spans_at: dict[datetime, list[tuple[str, int]]] = {}  # a batch's entries share moments
     for entry in entries:
-        spans = [(span.value, start_of(entry.at, span)) for span in Span]
+        spans = spans_at.get(entry.at)
+        if spans is None:
+            spans = spans_at[entry.at] = [(span.value, start_of(entry.at, span)) for span in Span]
         for leg in entry.legs:
             for span, starts in spans:
                 sums[leg.account, entry.currency, span, starts] += leg.amount_fen

@@ -179,7 +179,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("postings", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_postings_at", ["at", "account", "currency", "amount_fen"], unique=False
+            "ix_postings_at", ["at", "id", "account", "currency", "amount_fen"], unique=False
         )
         batch_op.create_index("ix_postings_entry_id", ["entry_id"], unique=False)
 
