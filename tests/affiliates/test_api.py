@@ -262,3 +262,23 @@ async def test_clashing_plans_and_sample_requests_sent_at_once_are_one(library: 
     no_key = await asyncio.gather(*(library.ask(anchor, plan["id"], sku_id=sku) for _ in range(4)))
     assert sorted(r.status_code for r in no_key) == [201, 409, 409, 409], [r.text for r in no_key]
     assert (await rows(library.db))["sample_requests"] == 2
+
+
+async def test_a_change_that_would_clash_or_break_the_rate_is_refused(library: Library) -> None:
+    first = await library.plan(rate_bp=500, ends_at=_at(30))
+    await library.plan(rate_bp=600, starts_at=_at(31))
+    url = f"/api/v1/affiliates/plans/{first['id']}"
+    headers = library.merchant.headers
+    for body, status in (
+        ({"ends_at": None}, 409),  # open-ended, it would run into the second
+        ({"ends_at": _at(40)}, 409),
+        ({"rate_bp": 10_001}, 422),
+        ({"rate_bp": None}, 422),
+        ({"kind": "targeted"}, 422),  # not to be changed
+    ):
+        answer = await library.client.patch(url, json=body, headers=headers)
+        assert answer.status_code == status, (body, answer.text)
+    shown = await library.client.get(url, headers=headers)
+    assert shown.json() == first
+    moved = await library.client.patch(url, json={"ends_at": _at(30.5)}, headers=headers)
+    assert moved.status_code == 200, moved.text

@@ -17,6 +17,7 @@ reads the figures with :func:`plan_figures` in its batch and asks it):
    a tie reach the rule all the same, the older plan wins.
 """
 
+import dataclasses
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -404,21 +405,13 @@ async def update_plan(
         raise InvalidInput("A plan keeps a rate.", field="rate_bp")
     if "ends_at" in changes:  # a later end may now reach another plan's window
         (current,) = await _figures(session, [CommissionPlan.id == plan.id], None)
-        await _refuse_clash(session, _with_end(current, changes["ends_at"]))
+        await _refuse_clash(session, dataclasses.replace(current, ends_at=changes["ends_at"]))
     for name, value in changes.items():
         if value is not None or name == "ends_at":
             setattr(plan, name, value)
     await session.flush()
     await _audit(session, actor=actor, action="plan.update", target=plan, fields=sorted(changes))
     return plan
-
-
-def _with_end(plan: PlanFigures, ends_at: dt.datetime | None) -> PlanFigures:
-    return PlanFigures(
-        plan_id=plan.plan_id, shop_id=plan.shop_id, kind=plan.kind, scope=plan.scope,
-        rate_bp=plan.rate_bp, starts_at=plan.starts_at, ends_at=ends_at,
-        product_ids=plan.product_ids, anchor_ids=plan.anchor_ids,
-    )  # fmt: skip
 
 
 async def end_plan(session: AsyncSession, *, plan: CommissionPlan, actor: User) -> CommissionPlan:
