@@ -177,8 +177,9 @@ def _post_embedded(conn: Connection, entries: list[Entry]) -> dict[str, int]:
     entry_rows: list[tuple[Any, ...]] = []
     posting_rows: list[tuple[Any, ...]] = []
     ids: dict[str, int] = {}
+    moments = {e.at: rawsql.db_time(conn, e.at) for e in entries}
     for entry_id, entry in enumerate(entries, start=last + 1):
-        at = rawsql.db_time(conn, entry.at)
+        at = moments[entry.at]
         ids[entry.key] = entry_id
         entry_rows.append(
             (
@@ -251,15 +252,17 @@ def _post_server(conn: Connection, entries: list[Entry]) -> dict[str, int]:
 
 def _add_to_totals(conn: Connection, entries: list[Entry]) -> None:
     """Add the entries' amounts to their accounts' totals of the day and hour, in one order."""
-    sums: dict[tuple[str, str, str, int], int] = defaultdict(int)
-    spans_at: dict[datetime, list[tuple[str, int]]] = {}  # a batch's entries share moments
+    # By moment first, then by day and hour: a batch's entries share a few moments.
+    at_moment: dict[tuple[str, str, datetime], int] = defaultdict(int)
     for entry in entries:
-        spans = spans_at.get(entry.at)
-        if spans is None:
-            spans = spans_at[entry.at] = [(span.value, start_of(entry.at, span)) for span in Span]
         for leg in entry.legs:
-            for span, starts in spans:
-                sums[leg.account, entry.currency, span, starts] += leg.amount_fen
+            at_moment[leg.account, entry.currency, entry.at] += leg.amount_fen
+    sums: dict[tuple[str, str, str, int], int] = defaultdict(int)
+    moments = {at for _, _, at in at_moment}
+    starts = {at: [(span.value, start_of(at, span)) for span in Span] for at in moments}
+    for (account, currency, at), amount in at_moment.items():
+        for span, start in starts[at]:
+            sums[account, currency, span, start] += amount
     rows = sorted(sums.items())
     if conn.dialect.name == "sqlite":
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
