@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Header, Query, Response, status
 
 from originlive.accounts.deps import CurrentUser
-from originlive.affiliates import schemas, service
+from originlive.affiliates import samples, schemas, service
 from originlive.affiliates.deps import Anchor, OwnedPlan, ShopSample, VisiblePlan
 from originlive.affiliates.models import CommissionPlan, PlanStatus, SampleRequest, SampleStatus
 from originlive.catalog.api import Limit, Offset
@@ -37,7 +37,7 @@ async def _plan_view(session: SessionDep, plan: CommissionPlan) -> schemas.Plan:
 
 
 async def _sample_view(session: SessionDep, sample: SampleRequest) -> schemas.Sample:
-    (shown,) = await service.sample_views(session, [sample])
+    (shown,) = await samples.sample_views(session, [sample])
     return shown
 
 
@@ -134,7 +134,7 @@ async def request_sample(
 ) -> schemas.Sample:
     """Ask for a free sample of a joined plan's SKU: 201; the same Idempotency-Key again 200
     with the first request; another open request for the product 409."""
-    sample, new = await service.request_sample(
+    sample, new = await samples.request_sample(
         session, anchor=anchor, data=body, idempotency_key=idempotency_key
     )
     response.status_code = status.HTTP_201_CREATED if new else status.HTTP_200_OK
@@ -144,8 +144,8 @@ async def request_sample(
 @router.get("/samples", response_model=list[schemas.Sample])
 async def my_samples(user: CurrentUser, session: SessionDep) -> list[schemas.Sample]:
     """The caller's own sample requests, newest first."""
-    samples = await service.list_samples(session, anchor_id=user.id)
-    return await service.sample_views(session, samples)
+    requests = await samples.list_samples(session, anchor_id=user.id)
+    return await samples.sample_views(session, requests)
 
 
 @router.get("/shops/{shop_id}/samples", response_model=list[schemas.Sample])
@@ -153,8 +153,8 @@ async def shop_samples(
     shop: OwnedShop, session: SessionDep, status: SampleStatus | None = None
 ) -> list[schemas.Sample]:
     """Sample requests asked of the shop, newest first (its managers)."""
-    samples = await service.list_samples(session, shop_id=shop.id, status=status)
-    return await service.sample_views(session, samples)
+    requests = await samples.list_samples(session, shop_id=shop.id, status=status)
+    return await samples.sample_views(session, requests)
 
 
 @router.post("/samples/{sample_id}/approve", response_model=schemas.Sample)
@@ -162,7 +162,7 @@ async def approve_sample(
     sample: ShopSample, session: SessionDep, writer: Writer, user: CurrentUser
 ) -> schemas.Sample:
     """Grant the sample: a free paid order to the anchor, to ship like any other."""
-    fresh = await service.approve_sample(session, writer, sample=sample, actor=user)
+    fresh = await samples.approve_sample(session, writer, sample=sample, actor=user)
     return await _sample_view(session, fresh)
 
 
@@ -171,7 +171,7 @@ async def reject_sample(
     body: schemas.SampleReject, sample: ShopSample, session: SessionDep, user: CurrentUser
 ) -> schemas.Sample:
     """Turn the request down, saying why."""
-    await service.reject_sample(session, sample=sample, actor=user, reason=body.reason)
+    await samples.reject_sample(session, sample=sample, actor=user, reason=body.reason)
     return await _sample_view(session, sample)
 
 
@@ -180,7 +180,7 @@ async def ship_sample(
     sample: ShopSample, session: SessionDep, writer: Writer, user: CurrentUser
 ) -> schemas.Sample:
     """Send an approved sample through the delivery network, to the point serving the anchor."""
-    await service.ship_sample(session, writer, sample=sample, actor=user)
-    fresh = await service.get_sample(session, sample_id=sample.id)
+    await samples.ship_sample(session, writer, sample=sample, actor=user)
+    fresh = await samples.get_sample(session, sample_id=sample.id)
     assert fresh is not None
     return await _sample_view(session, fresh)

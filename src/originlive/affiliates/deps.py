@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser
 from originlive.accounts.models import Role, User
-from originlive.affiliates import service
+from originlive.affiliates import samples, service
 from originlive.affiliates.models import CommissionPlan, SampleRequest
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.models import Shop, ShopStatus
@@ -72,7 +72,7 @@ async def get_shop_sample(
     sample_id: RowId, session: SessionDep, user: CurrentUser
 ) -> SampleRequest:
     """The sample request if the caller manages the shop it was asked of; else 404."""
-    sample = await service.get_sample(session, sample_id=sample_id)
+    sample = await samples.get_sample(session, sample_id=sample_id)
     if sample is None or not await _manages(session, user, sample.shop_id):
         raise NotFound(f"No sample request {sample_id} to a shop you manage.")
     return sample

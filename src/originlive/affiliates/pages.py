@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from originlive.accounts.deps import CurrentUser
-from originlive.affiliates import schemas, service
+from originlive.affiliates import samples, schemas, service
 from originlive.affiliates.deps import Anchor, OwnedPlan, ShopSample, VisiblePlan
 from originlive.affiliates.models import PlanKind, PlanScope, SampleStatus
 from originlive.catalog import service as catalog
@@ -106,10 +106,10 @@ async def _plans_page(
     products, _total = await catalog.search_products(
         session, shop_id=shop.id, public=False, limit=100, offset=0
     )
-    waiting = await service.list_samples(session, shop_id=shop.id, status=SampleStatus.REQUESTED)
+    waiting = await samples.list_samples(session, shop_id=shop.id, status=SampleStatus.REQUESTED)
     context = {
         "shop": shop, "tab": "plans", "plans": plans, "products": products,
-        "samples": await service.sample_views(session, waiting), "flash": flash,
+        "samples": await samples.sample_views(session, waiting), "flash": flash,
         "values": values or {"kind": "open", "scope": "shop", "samples_allowed": "on"},
         "errors": errors or {}, "message": message, **_labels(),
     }  # fmt: skip
@@ -204,7 +204,7 @@ async def approve_sample(
 ) -> Response:
     """Grant a sample: a free order to the anchor, shipped as any other."""
     try:
-        await service.approve_sample(session, writer, sample=sample, actor=user)
+        await samples.approve_sample(session, writer, sample=sample, actor=user)
     except OriginliveError as exc:  # out of stock, or decided meanwhile
         shop = await _shop_of(session, sample.shop_id)
         return await _plans_page(request, session, shop, message=exc.detail)
@@ -218,7 +218,7 @@ async def reject_sample(
     """Turn a sample request down."""
     try:
         data = schemas.SampleReject(reason=reason or _("Not this time."))
-        await service.reject_sample(session, sample=sample, actor=user, reason=data.reason)
+        await samples.reject_sample(session, sample=sample, actor=user, reason=data.reason)
     except (ValidationError, OriginliveError):
         shop = await _shop_of(session, sample.shop_id)
         message = _("The request could not be turned down: check the reason, and try again.")
@@ -244,11 +244,11 @@ async def library(
     items, total = await service.library(
         session, anchor=anchor, where=where, limit=LIBRARY_PAGE, offset=(page - 1) * LIBRARY_PAGE
     )
-    samples = await service.list_samples(session, anchor_id=anchor.id)
+    requests = await samples.list_samples(session, anchor_id=anchor.id)
     context = {
         "items": items, "page": page, "has_next": page * LIBRARY_PAGE < total,
         "params": {"category": category, "region": region}, "flash": _flash(done),
-        "samples": await service.sample_views(session, samples), **_labels(),
+        "samples": await samples.sample_views(session, requests), **_labels(),
     }  # fmt: skip
     return render(request, "affiliates/library.html", context)
 
