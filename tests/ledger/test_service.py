@@ -88,6 +88,17 @@ async def test_an_entry_is_reversed_once(book: AsyncConnection) -> None:
     assert (await book.run_sync(service.verify)).ok
 
 
+async def test_a_batch_reversing_an_entry_twice_is_refused(book: AsyncConnection) -> None:
+    [posted] = await book.run_sync(service.post, [sale("a")])
+    twice = [
+        service.mirror(posted.entry_id, sale("a").legs, key=key, ref="r", at=NOW, currency="CNY")
+        for key in ("first", "second")
+    ]
+    with pytest.raises(service.AlreadyReversed):
+        await book.run_sync(service.post, twice)
+    assert (await book.run_sync(service.post, twice[:1]))[0].new
+
+
 async def test_reversing_what_is_not_there(book: AsyncConnection) -> None:
     with pytest.raises(NotFound):
         await book.run_sync(lambda c: service.reverse(c, 12345, key="r", at=NOW))

@@ -21,7 +21,7 @@ one order (sorted), so that they never deadlock.
 """
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,10 +102,12 @@ def check(entry: Entry) -> None:
         raise Unbalanced(f"Entry {entry.key!r} sums to {total} fen, not zero.")
 
 
-def mirror(entry_id: int, legs: Iterable[Leg], **entry: Any) -> Entry:
-    """The entry that undoes ``legs`` of entry ``entry_id``: each amount negated."""
+def mirror(
+    entry_id: int, legs: Iterable[Leg], *, key: str, ref: str, at: datetime, currency: str
+) -> Entry:
+    """The entry that undoes entry ``entry_id`` of these legs: each amount negated."""
     mirrored = tuple(Leg(leg.account, -leg.amount_fen) for leg in legs)
-    return Entry(kind=EntryKind.REVERSAL, legs=mirrored, reverses_id=entry_id, **entry)
+    return Entry(EntryKind.REVERSAL, ref, key, mirrored, at, currency, reverses_id=entry_id)
 
 
 # Posting
@@ -155,10 +157,12 @@ def _known_keys(conn: Connection, keys: list[str]) -> dict[str, int]:
 
 
 def _refuse_second_reversals(conn: Connection, entries: list[Entry]) -> None:
-    reversed_ids = [e.reverses_id for e in entries if e.reverses_id is not None]
-    if not reversed_ids:
+    """``AlreadyReversed`` if an entry reverses one reversed already, or the batch one twice."""
+    counts = Counter(e.reverses_id for e in entries if e.reverses_id is not None)
+    if not counts:
         return
-    twice = {i for i in reversed_ids if reversed_ids.count(i) > 1}
+    reversed_ids = list(counts)
+    twice = {i for i, n in counts.items() if n > 1}
     done = conn.execute(
         select(JournalEntry.reverses_id).where(JournalEntry.reverses_id.in_(reversed_ids))
     ).scalars()
