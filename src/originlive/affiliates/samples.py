@@ -61,9 +61,18 @@ async def _replay(
             SampleRequest.anchor_id == anchor.id, SampleRequest.idempotency_key == key
         )
     )
-    if first is not None and (first.plan_id, first.sku_id) != (data.plan_id, data.sku_id):
+    if first is not None and _asked(first) != data:
         raise KeyReused("This Idempotency-Key was used for another sample request; use a new key.")
     return first
+
+
+def _asked(sample: SampleRequest) -> schemas.SampleCreate:
+    """What the request asked for, as its body said it."""
+    address = {"name": sample.ship_name, "phone": sample.ship_phone,
+               "region_code": sample.ship_region_code, "detail": sample.ship_detail}  # fmt: skip
+    return schemas.SampleCreate(
+        plan_id=sample.plan_id, sku_id=sample.sku_id, address=address, note=sample.note
+    )
 
 
 async def _sample_sku(session: AsyncSession, *, plan: CommissionPlan, sku_id: int) -> Sku:
