@@ -27,8 +27,8 @@ from originlive.logistics.collection import schemas as collection_schemas
 from originlive.logistics.collection import service as collection
 from originlive.logistics.collection.models import CollectionGrower, Grade
 from originlive.logistics.models import NodeKind, Parcel, ParcelStatus
+from originlive.orders import bulk, placing, stock
 from originlive.orders import service as orders
-from originlive.orders import stock
 from originlive.payments import records as payments
 from originlive.payments import sandbox
 from originlive.regions import service as regions
@@ -330,7 +330,7 @@ async def seed_session(session: AsyncSession) -> list[str]:
             quantity=500,
             per_buyer_limit=2,
             ends_at=None,
-            live_session_id=room.id,
+            sold_by=placing.Attribution(room.id, room.anchor_id),
             now=utcnow(),
         )
     )
@@ -413,7 +413,7 @@ async def _seed_delivery(
             quantity=100,
             per_buyer_limit=3,
             ends_at=None,
-            live_session_id=ended.id,
+            sold_by=placing.Attribution(ended.id, ended.anchor_id),
             now=now,
         )
     )
@@ -523,13 +523,13 @@ def _paid_order(
     now: dt.datetime,
 ) -> int:
     """An order of the offer, paid through the sandbox gateway's records as a webhook would."""
-    placed = stock.place(
+    placed = bulk.place_one(
         conn,
-        stock.PlaceOrder(
+        placing.PlaceOrder(
             buyer_id=buyer_id,
             idempotency_key=f"demo-{buyer_id}-{offer_id}",
-            lines=(stock.Line(offer_id, None, quantity),),
-            address=stock.Address(name, "13800000000", region_code, "村口第三户"),
+            lines=(placing.Line(offer_id, None, quantity),),
+            address=placing.Address(name, "13800000000", region_code, "村口第三户"),
             now=now,
             ttl=dt.timedelta(minutes=30),
         ),

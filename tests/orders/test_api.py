@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from originlive.db import utcnow
-from originlive.orders import service, stock
+from originlive.orders import placing, service, stock
 from originlive.orders.models import FlashOffer, Order, OrderEvent
 from tests.orders.conftest import ADDRESS, Market, new_key, units
 
@@ -307,7 +307,7 @@ async def test_shop_lists_its_offers(market: Market) -> None:
 class _BrokenPlacer:
     """A placer whose database has gone away mid-sale."""
 
-    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
+    async def place(self, cmd: placing.PlaceOrder) -> placing.Placed:
         raise RuntimeError("the database went away")
 
     async def close(self) -> None:

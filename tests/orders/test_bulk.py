@@ -7,16 +7,18 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from originlive.db import utcnow
-from originlive.orders import bulk, stock
+from originlive.orders import bulk, placing
 from tests.orders.conftest import Market
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
-def _cmd(buyer_id: int, offer_id: int, quantity: int) -> stock.PlaceOrder:
-    address = stock.Address("买家", "13800000000", "610431", "徐杨村")
-    line = stock.Line(offer_id, None, quantity)
-    return stock.PlaceOrder(buyer_id, "same-key", (line,), address, utcnow(), timedelta(minutes=15))
+def _cmd(buyer_id: int, offer_id: int, quantity: int) -> placing.PlaceOrder:
+    address = placing.Address("买家", "13800000000", "610431", "徐杨村")
+    line = placing.Line(offer_id, None, quantity)
+    return placing.PlaceOrder(
+        buyer_id, "same-key", (line,), address, utcnow(), timedelta(minutes=15)
+    )
 
 
 @pytest.mark.parametrize("same_body", [True, False])
@@ -33,7 +35,7 @@ async def test_a_key_taken_by_another_batch_meanwhile(
             placed = await first.run_sync(
                 lambda c: bulk.place_many(c, [_cmd(buyer.id, offer["id"], 1)])
             )
-            assert isinstance(placed[0], stock.Placed)
+            assert isinstance(placed[0], placing.Placed)
             await second.begin()
             # ...while the second, with the same key, waits on it at its own claim.
             later = _cmd(buyer.id, offer["id"], 1 if same_body else 2)
@@ -46,10 +48,10 @@ async def test_a_key_taken_by_another_batch_meanwhile(
     finally:
         await engine.dispose()
     if same_body:
-        assert isinstance(answer, stock.Placed) and answer.replayed
+        assert isinstance(answer, placing.Placed) and answer.replayed
         assert answer.order["id"] == placed[0].order["id"]
     else:
-        assert isinstance(answer, stock.IdempotencyMismatch)
+        assert isinstance(answer, placing.IdempotencyMismatch)
     left = (await market.client.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
     assert left == 9  # one order, one unit
 
@@ -68,7 +70,7 @@ async def test_an_unlocked_batch_whose_units_went_meanwhile_is_contended(
         async with engine.connect() as first, engine.connect() as second:
             await first.begin()
             placed = await first.run_sync(bulk.place_many, [first_cmd], locked=False)
-            assert isinstance(placed[0], stock.Placed)
+            assert isinstance(placed[0], placing.Placed)
             await second.begin()
             waiting = asyncio.create_task(
                 second.run_sync(bulk.place_many, [second_cmd], locked=False)
@@ -84,6 +86,6 @@ async def test_an_unlocked_batch_whose_units_went_meanwhile_is_contended(
             await second.commit()
     finally:
         await engine.dispose()
-    assert isinstance(again[0], stock.SoldOut)
+    assert isinstance(again[0], placing.SoldOut)
     left = (await market.client.get(f"/api/v1/offers/{offer['id']}")).json()["remaining"]
     assert left == 0

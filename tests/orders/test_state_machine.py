@@ -1,8 +1,8 @@
 """A hypothesis state machine over offers and orders: whatever happens, the books balance.
 
-It drives the rules of ``orders.stock`` directly (as the writer does) on real SQLite and
-PostgreSQL databases, each example inside one transaction that is rolled back afterwards, and
-checks invariants 1, 2, 3 and 5 after every step.
+It drives the rules of ``orders.stock`` and ``orders.bulk`` directly (as the writer does) on
+real SQLite and PostgreSQL databases, each example inside one transaction that is rolled back
+afterwards, and checks invariants 1, 2, 3 and 5 after every step.
 """
 
 import itertools
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, select
 
 from originlive.catalog.models import Sku
 from originlive.errors import OriginliveError
-from originlive.orders import bulk, stock
+from originlive.orders import bulk, placing, stock
 from originlive.orders.models import (
     HOLDING,
     FlashOffer,
@@ -38,7 +38,7 @@ from tests.writer import on_writer_connection, shop_with_a_sku
 
 STOCK = 40
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-ADDRESS = stock.Address("买家", "13800000000", "610431", "徐杨村")
+ADDRESS = placing.Address("买家", "13800000000", "610431", "徐杨村")
 
 
 class Books(RuleBasedStateMachine):
@@ -53,7 +53,7 @@ class Books(RuleBasedStateMachine):
         self.conn = self.connection
         self.tx = self.conn.begin()
         self.now = START
-        self.keys: dict[tuple[int, str], tuple[tuple[stock.Line, ...], int]] = {}
+        self.keys: dict[tuple[int, str], tuple[tuple[placing.Line, ...], int]] = {}
 
     def teardown(self) -> None:
         self.tx.rollback()
@@ -80,7 +80,7 @@ class Books(RuleBasedStateMachine):
             quantity=quantity,
             per_buyer_limit=limit,
             ends_at=self.now + timedelta(minutes=30),
-            live_session_id=None,
+            sold_by=None,
             now=self.now,
         )
 
@@ -96,13 +96,13 @@ class Books(RuleBasedStateMachine):
         self, offer: int | None, plain: bool, buyer: int, quantity: int, key: str
     ) -> int | None:
         line = (
-            stock.Line(None, self.sku, quantity)
+            placing.Line(None, self.sku, quantity)
             if plain or offer is None
-            else stock.Line(offer, None, quantity)
+            else placing.Line(offer, None, quantity)
         )
         buyer_id = self.buyers[buyer]
-        cmd = stock.PlaceOrder(buyer_id, key, (line,), ADDRESS, self.now, timedelta(minutes=15))
-        placed = self._try(stock.place, cmd=cmd)
+        cmd = placing.PlaceOrder(buyer_id, key, (line,), ADDRESS, self.now, timedelta(minutes=15))
+        placed = self._try(bulk.place_one, cmd=cmd)
         earlier = self.keys.get((buyer_id, key))
         if placed is None:  # refused: no units, over the limit, ended, or a key reused
             return None
@@ -130,12 +130,16 @@ class Books(RuleBasedStateMachine):
     )
     def place_together(self, presses: list[tuple[int | None, int, int, str]], locked: bool) -> None:
         """A batch of presses as the batching placers decide them (``bulk.place_many``),
-        checked against ``stock.place`` deciding the same presses one after another."""
+        checked against the same presses placed one at a time (``bulk.place_one``)."""
         cmds = [
-            stock.PlaceOrder(
+            placing.PlaceOrder(
                 self.buyers[buyer],
                 key,
-                (stock.Line(None, self.sku, q) if offer is None else stock.Line(offer, None, q),),
+                (
+                    placing.Line(None, self.sku, q)
+                    if offer is None
+                    else placing.Line(offer, None, q),
+                ),
                 ADDRESS,
                 self.now,
                 timedelta(minutes=15),
@@ -147,7 +151,7 @@ class Books(RuleBasedStateMachine):
         for cmd in cmds:
             try:
                 with self.conn.begin_nested():
-                    expected.append(stock.place(self.conn, cmd))
+                    expected.append(bulk.place_one(self.conn, cmd))
             except OriginliveError as exc:
                 expected.append(exc)
         oracle.rollback()
@@ -155,9 +159,9 @@ class Books(RuleBasedStateMachine):
             actual = bulk.place_many(self.conn, cmds, locked=locked)
         for cmd, want, got in zip(cmds, expected, actual, strict=True):
             assert _shape(got) == _shape(want), (cmd, got, want)
-            self._record(cmd, got if isinstance(got, stock.Placed) else None)
+            self._record(cmd, got if isinstance(got, placing.Placed) else None)
 
-    def _record(self, cmd: stock.PlaceOrder, placed: stock.Placed | None) -> None:
+    def _record(self, cmd: placing.PlaceOrder, placed: placing.Placed | None) -> None:
         if placed is None:
             return
         earlier = self.keys.get((cmd.buyer_id, cmd.idempotency_key))
@@ -258,7 +262,7 @@ def _shape(outcome: object) -> object:
     """An answer without the ids that depend on which path inserted first."""
     if isinstance(outcome, OriginliveError):
         return (type(outcome).__name__, outcome.detail)
-    assert isinstance(outcome, stock.Placed)
+    assert isinstance(outcome, placing.Placed)
     order = dict(outcome.order)
     if not outcome.replayed:
         order.pop("id")

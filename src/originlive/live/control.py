@@ -12,7 +12,6 @@ from originlive.accounts import service as accounts
 from originlive.accounts.models import User
 from originlive.batching import OrderWriter
 from originlive.catalog import service as catalog
-from originlive.catalog.models import ShopStatus
 from originlive.db import after_commit
 from originlive.errors import Forbidden, InvalidInput, NotFound
 from originlive.live import schemas, service
@@ -21,6 +20,7 @@ from originlive.live.rooms import Hub, offer_event
 from originlive.orders import service as orders
 from originlive.orders.gate import Gate
 from originlive.orders.models import FlashOffer, OfferStatus
+from originlive.orders.placing import Attribution
 
 
 class Ingest(Protocol):
@@ -114,6 +114,9 @@ class StopSelling:
         for live in await service.live_of_shop(session, shop_id=shop_id):
             await end(session, self.hub, self.writer, self.gate, live=live, closed=True)
             put_out(session, self.media, live)
+        # Anchors' own sessions carry on without its goods: its pin comes down there.
+        for live in await service.pinning_shop(session, shop_id=shop_id):
+            await take_down(session, self.hub, live=live)
         self._sweep(session)
 
     async def product_hidden(self, session: AsyncSession, *, product_id: int) -> None:
@@ -131,9 +134,10 @@ class StopSelling:
 
 async def start(session: AsyncSession, hub: Hub, *, live: LiveSession, user: User) -> LiveSession:
     """Go live by hand (without video, or before the encoder connects)."""
-    shop = await catalog.get_shop(session, shop_id=live.shop_id)
-    if shop is None or shop.status != ShopStatus.APPROVED:
-        raise Forbidden("The shop goes live once an operator approves it.")
+    if live.shop_id is not None:  # an anchor's own session has no shop to wait for
+        shop = await catalog.get_shop(session, shop_id=live.shop_id)
+        if shop is None or not service.shows(shop):
+            raise Forbidden("The shop goes live once an operator approves it.")
     live = await go_live(session, hub, live=live)
     await audit(session, user, "live.start", live)
     return live
@@ -176,12 +180,18 @@ async def open_offer(
     data: schemas.SessionOfferCreate,
 ) -> FlashOffer:
     """Open a flash offer of the session's shop in the room (and pin it, if asked)."""
+    if live.shop_id is None:
+        raise InvalidInput(
+            "An anchor's own session sells what its line-up's shops approve: propose it there.",
+            field="sku_id",
+        )
     sku = await catalog.get_sku(session, sku_id=data.sku_id)
     if sku is None or sku.product.shop_id != live.shop_id:
         raise InvalidInput(f"No SKU {data.sku_id} of this session's shop.", field="sku_id")
     if live.status == SessionStatus.ENDED:
         raise InvalidInput("The session has ended.", field="session_id")
-    offer_id = await orders.open_offer(writer, sku=sku, data=data, live_session_id=live.id)
+    sold_by = Attribution(live_session_id=live.id, anchor_id=live.anchor_id)
+    offer_id = await orders.open_offer(writer, sku=sku, data=data, sold_by=sold_by)
     offer = await orders.get_offer(session, offer_id=offer_id)
     assert offer is not None
     if data.pin:

@@ -30,8 +30,8 @@ from originlive.live import service
 from originlive.live.models import SanctionKind, SessionStatus
 from originlive.live.moderation import BannedWords
 from originlive.orders import service as orders
+from originlive.orders.placing import Placed
 from originlive.orders.schemas import Offer
-from originlive.orders.stock import Placed
 from originlive.realtime.broker import Broker, seq_of
 from originlive.realtime.ratelimit import RateLimiter
 

@@ -1,12 +1,13 @@
-"""Placing orders in batches: many orders per transaction, a few statements per batch.
+"""Placing orders: the rule of ``placing`` between a read and a write of each database.
 
 When an anchor pins an offer, the orders of one moment all want the same offer row. Placed one
 by one, each costs its own statements: on PostgreSQL a statement is a round trip to the server
 (about 270 us, measured with asyncpg on loopback) and one transaction per order gave about 260
 orders a second; on SQLite about ten statements an order kept the writer at a few thousand.
-So ``place_many`` decides the orders that arrive together with a few statements for the whole
-batch, one after another in Python exactly as ``stock.place`` would decide each in turn (the
-same checks, the same errors; a hypothesis test compares them on both databases).
+So ``place_many`` reads the figures of the orders that arrive together with a few statements,
+lets ``placing`` decide them one after another, and writes the accepted with a few more. One
+order alone is a batch of one (``place_one``). A hypothesis test compares batches with the
+same requests placed one at a time, on both databases.
 
 On PostgreSQL (``BulkPlacer``: each process sends its orders in batches), five round trips:
 
@@ -17,7 +18,7 @@ On PostgreSQL (``BulkPlacer``: each process sends its orders in batches), five r
    the batch's buyers on those offers; every rule takes its locks in that order
    (``stock.release`` and ``stock.end_offer`` too), so batches of different processes queue
    at the offer rows instead of deadlocking;
-4. the orders are decided against those locked figures;
+4. the orders are decided against those locked figures (``placing.take_all``);
 5. units, counters, items and events are written with one statement each; refused orders'
    claimed rows are deleted. The database's CHECK (remaining >= 0) stays as a backstop.
 
@@ -37,37 +38,35 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session, selectinload
 
 from originlive import rawsql
 from originlive.batching import INDEX_PLANS, Batched, BatchWriter, Gatherer, answer
-from originlive.errors import InvalidInput, OriginliveError
-from originlive.orders import stock
-from originlive.orders.models import OrderStatus
+from originlive.errors import OriginliveError
+from originlive.orders import placing, schemas, stock
+from originlive.orders.models import Order
 
 log = logging.getLogger(__name__)
 
-PENDING = OrderStatus.PENDING_PAYMENT.value
-
 
 class OrderPlacer(Protocol):
-    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed: ...
+    async def place(self, cmd: placing.PlaceOrder) -> placing.Placed: ...
 
     async def close(self) -> None: ...
 
 
 class WriterPlacer:
     """Each order a job of SQLite's order writer, which decides the orders that wait
-    together with one call of ``place_many`` (``stock.place`` each, if that fails)."""
+    together with one call of ``place_many`` (``place_one`` each, if that fails)."""
 
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
 
-    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
+    async def place(self, cmd: placing.PlaceOrder) -> placing.Placed:
         return await self._writer.run_batched(PLACE, cmd)
 
     async def close(self) -> None:
@@ -78,11 +77,11 @@ class AnnouncingPlacer:
     """A placer that tells a listener of each new order once it is committed (the live rooms
     show purchases); a listener's failure never fails the order."""
 
-    def __init__(self, placer: OrderPlacer, listener: Callable[[stock.Placed], None]) -> None:
+    def __init__(self, placer: OrderPlacer, listener: Callable[[placing.Placed], None]) -> None:
         self._placer = placer
         self._listener = listener
 
-    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
+    async def place(self, cmd: placing.PlaceOrder) -> placing.Placed:
         placed = await self._placer.place(cmd)
         try:
             self._listener(placed)
@@ -94,28 +93,16 @@ class AnnouncingPlacer:
         await self._placer.close()
 
 
-@dataclass
-class _Candidate:
-    index: int
-    cmd: stock.PlaceOrder
-    priced: list[stock._Priced]
-    shop_id: int
-    currency: str
-    shipping: int
-    order_id: int = 0
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-
 class Contended(Exception):
     """The figures an unlocked batch decided on moved before it wrote them (another process's
     batch, a release, an end): roll it back and place it again with the rows locked."""
 
 
 def place_many(
-    conn: Connection, cmds: Sequence[stock.PlaceOrder], *, locked: bool = True
-) -> list[stock.Placed | OriginliveError]:
-    """Decide and record these orders in the caller's transaction, as ``stock.place`` would
-    one after another; returns each one's answer or refusal. (On PostgreSQL keys must be
+    conn: Connection, cmds: Sequence[placing.PlaceOrder], *, locked: bool = True
+) -> list[placing.Outcome]:
+    """Decide and record these orders in the caller's transaction, one after another by
+    ``placing``'s rule; returns each one's answer or refusal. (On PostgreSQL keys must be
     distinct; the bulk placer sends a key's second press in a later batch.)
 
     On PostgreSQL, ``locked=False`` decides on figures read without locking the offers and
@@ -124,13 +111,12 @@ def place_many(
     """
     if conn.dialect.name == "sqlite":
         return _place_many_embedded(conn, cmds)
-    results: list[stock.Placed | OriginliveError | None] = [None] * len(cmds)
+    outcomes: list[placing.Outcome | None] = [None] * len(cmds)
     hashes = [cmd.request_hash for cmd in cmds]
     now = max(cmd.now for cmd in cmds)
-    offer_ids = sorted({ln.offer_id for c in cmds for ln in c.lines if ln.offer_id})
-    sku_ids = sorted({ln.sku_id for c in cmds for ln in c.lines if ln.sku_id})
+    offer_ids, sku_ids = _named(cmds)
 
-    # 1. Replays and the figures that do not move: prices, regions, rates. One round trip.
+    # 1. Replays and the terms, which do not move while orders are placed. One round trip.
     replays, offer_rows, sku_rows, region_rows, rate_rows = _json_row(
         conn,
         # A lookup per key (LATERAL) by the unique index, whatever the planner's statistics
@@ -139,14 +125,10 @@ def place_many(
         " o.request_hash)) FROM unnest(CAST(:buyers AS INTEGER[]), CAST(:keys AS TEXT[]))"
         " AS k(buyer_id, key) CROSS JOIN LATERAL (SELECT * FROM orders"
         " WHERE orders.buyer_id = k.buyer_id AND orders.idempotency_key = k.key) AS o),"
-        " (SELECT json_agg(json_build_array(id, sku_id, shop_id, title, price_cents, currency,"
-        f" per_buyer_limit, {stock.OFFER_ON_SALE})) FROM flash_offers"
+        f" (SELECT json_agg(json_build_array(id, {_OFFER_TERMS})) FROM flash_offers"
         " WHERE id = ANY(:offer_ids)),"
-        " (SELECT json_agg(json_build_array(skus.id, skus.name, skus.price_cents,"
-        " skus.currency, products.title, products.shop_id)) FROM skus"
-        " JOIN products ON products.id = skus.product_id"
-        " JOIN shops ON shops.id = products.shop_id WHERE skus.id = ANY(:sku_ids)"
-        f" AND {stock.SKU_ON_SALE}),"
+        f" (SELECT json_agg(json_build_array(skus.id, {_SKU_TERMS})) FROM {_SKU_JOIN}"
+        f" WHERE skus.id = ANY(:sku_ids) AND {stock.SKU_ON_SALE}),"
         " (SELECT json_agg(json_build_array(code, path)) FROM regions"
         " WHERE code = ANY(:codes)),"
         " (SELECT json_agg(json_build_array(shop_id, region_code, fee_cents))"
@@ -160,21 +142,70 @@ def place_many(
         sku_ids=sku_ids,
         codes=sorted({c.address.region_code for c in cmds}),
     )
-    index = {(c.buyer_id, c.idempotency_key): i for i, c in enumerate(cmds)}
+    index = {c.key: i for i, c in enumerate(cmds)}
     for buyer, key, order_id, request_hash in replays:
         i = index[buyer, key]
-        results[i] = _replayed(conn, order_id, request_hash == hashes[i])
-    offers = {row[0]: row[1:] for row in offer_rows}
-    skus = {row[0]: row[1:] for row in sku_rows}
-    paths = dict(region_rows)
+        outcomes[i] = replay(conn, order_id=order_id, same_request=request_hash == hashes[i])
+    terms = _terms(offer_rows, sku_rows, region_rows, rate_rows)
+    orders = placing.price_all(cmds, outcomes, terms)
+    if orders:
+        _decide(conn, orders, outcomes, hashes, now, locked=locked)
+    return _done(outcomes)
+
+
+def place_one(conn: Connection, cmd: placing.PlaceOrder) -> placing.Placed:
+    """One order: a batch of one; its refusal is raised."""
+    outcome = place_many(conn, [cmd])[0]
+    if isinstance(outcome, OriginliveError):
+        raise outcome
+    return outcome
+
+
+# What every adapter reads of an offer's and a SKU's terms, in ``OfferTerms``'s and
+# ``SkuTerms``'s order.
+_OFFER_TERMS = (
+    "sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
+    f" {stock.OFFER_ON_SALE}, live_session_id, anchor_id, plan_id, commission_bp"
+)
+_ON_SALE = 6  # where ``OFFER_ON_SALE`` is among ``_OFFER_TERMS``'s columns
+_SKU_TERMS = "products.shop_id, products.title || ' ' || skus.name, skus.price_cents, skus.currency"
+_SKU_JOIN = (
+    "skus JOIN products ON products.id = skus.product_id JOIN shops ON shops.id = products.shop_id"
+)
+
+
+def _named(cmds: Sequence[placing.PlaceOrder]) -> tuple[list[int], list[int]]:
+    """The offers and the SKUs (of plain lines) the requests name, by id."""
+    offers = sorted({ln.offer_id for c in cmds for ln in c.lines if ln.offer_id is not None})
+    skus = sorted({ln.sku_id for c in cmds for ln in c.lines if ln.sku_id is not None})
+    return offers, skus
+
+
+def _terms(
+    offer_rows: Sequence[Sequence[Any]],
+    sku_rows: Sequence[Sequence[Any]],
+    region_rows: Sequence[Sequence[Any]],
+    rate_rows: Sequence[Sequence[Any]],
+) -> placing.Terms:
+    """The terms from rows of (id, *``_OFFER_TERMS``), (id, *``_SKU_TERMS``), (code, path)
+    and (shop, region, fee)."""
     rates: dict[int, list[tuple[str | None, int]]] = defaultdict(list)
     for shop_id, code, fee in rate_rows:
         rates[shop_id].append((code, fee))
+    return placing.Terms(
+        offers={r[0]: _offer_terms(r[1:]) for r in offer_rows},
+        skus={r[0]: placing.SkuTerms(r[1], r[2], r[3], r[4]) for r in sku_rows},
+        paths={code: path for code, path in region_rows},
+        rates=dict(rates),
+    )
 
-    candidates = _candidates(cmds, results, offers, skus, paths, rates)
-    if candidates:
-        _decide(conn, candidates, results, hashes, now, locked=locked)
-    return _done(results)
+
+def _offer_terms(row: Sequence[Any]) -> placing.OfferTerms:
+    sku, shop, title, price, currency, limit, on_sale, session, anchor, plan, rate = row
+    sold_by = None
+    if session is not None or anchor is not None:
+        sold_by = placing.Attribution(session, anchor, plan, rate)
+    return placing.OfferTerms(sku, shop, title, price, currency, limit, bool(on_sale), sold_by)
 
 
 def _json_row(conn: Connection, sql: str, **params: Any) -> list[list[Any]]:
@@ -184,71 +215,10 @@ def _json_row(conn: Connection, sql: str, **params: Any) -> list[list[Any]]:
     return [json.loads(v) if isinstance(v, str | bytes) else (v or []) for v in row]
 
 
-def _candidates(
-    cmds: Sequence[stock.PlaceOrder],
-    results: list[stock.Placed | OriginliveError | None],
-    offers: dict[int, Any],
-    skus: dict[int, Any],
-    paths: dict[str, str],
-    rates: dict[int, list[tuple[str | None, int]]],
-) -> list[_Candidate]:
-    """The orders not yet answered, priced; those that cannot be get their refusal."""
-    candidates: list[_Candidate] = []
-    for i, cmd in enumerate(cmds):
-        if results[i] is None:
-            try:
-                candidates.append(_price(i, cmd, offers, skus, paths, rates))
-            except OriginliveError as exc:
-                results[i] = exc
-    return candidates
-
-
-def _price(
-    index: int,
-    cmd: stock.PlaceOrder,
-    offers: dict[int, Any],
-    skus: dict[int, Any],
-    paths: dict[str, str],
-    rates: dict[int, list[tuple[str | None, int]]],
-) -> _Candidate:
-    """``stock._price`` and the shipping fee, from figures read for the whole batch."""
-    priced = []
-    for line in cmd.lines:
-        if line.offer_id is not None:
-            offer = offers.get(line.offer_id)
-            if offer is None:
-                raise InvalidInput(f"No offer {line.offer_id}.", field="items")
-            sku_id, shop_id, title, price, currency, limit, is_open = offer
-            if not is_open:
-                raise stock.OfferEnded(f"Offer {line.offer_id} has ended.")
-            if line.quantity > limit:
-                raise stock.OverLimit(f"At most {limit} per buyer.")
-            priced.append(stock._Priced(line, sku_id, shop_id, title, price, currency, limit))
-        else:
-            assert line.sku_id is not None
-            sku = skus.get(line.sku_id)
-            if sku is None:
-                raise InvalidInput(f"No SKU {line.sku_id} on sale.", field="items")
-            name, price, currency, title, shop_id = sku
-            priced.append(
-                stock._Priced(line, line.sku_id, shop_id, f"{title} {name}", price, currency, None)
-            )
-    shops = {p.shop_id for p in priced}
-    currencies = {p.currency for p in priced}
-    if len(shops) != 1 or len(currencies) != 1:
-        raise InvalidInput("An order holds items of one shop, in one currency.", field="items")
-    shop_id = shops.pop()
-    path = paths.get(cmd.address.region_code)
-    if path is None:
-        raise stock.unknown_region(cmd.address.region_code)
-    fee = stock.shipping_fee(path, rates.get(shop_id, []))
-    return _Candidate(index, cmd, priced, shop_id, currencies.pop(), fee)
-
-
 def _decide(
     conn: Connection,
-    candidates: list[_Candidate],
-    results: list[stock.Placed | OriginliveError | None],
+    orders: list[placing.Decided],
+    outcomes: list[placing.Outcome | None],
     hashes: list[str],
     now: Any,
     *,
@@ -264,8 +234,8 @@ def _decide(
     rolls the batch back. With the Redis gate in front they almost never fail: it admits
     only what is left.
     """
-    offer_ids = sorted({p.line.offer_id for c in candidates for p in c.priced if p.line.offer_id})
-    sku_ids = sorted({p.sku_id for c in candidates for p in c.priced if p.line.offer_id is None})
+    offer_ids = sorted({p.line.offer_id for o in orders for p in o.lines if p.line.offer_id})
+    sku_ids = sorted({p.sku_id for o in orders for p in o.lines if p.line.offer_id is None})
 
     # 2. Claim each order's key, then lock the offers and the SKUs in id order (the order
     # every rule takes them in). A key taken meanwhile by another process makes its order a
@@ -273,129 +243,109 @@ def _decide(
     claimed_rows, offer_rows, sku_rows = _json_row(
         conn,
         _CLAIM[locked],
-        status=PENDING,
-        b=[c.cmd.buyer_id for c in candidates],
-        s=[c.shop_id for c in candidates],
-        c=[c.currency for c in candidates],
-        i=[_items_cents(c) for c in candidates],
-        f=[c.shipping for c in candidates],
-        n=[c.cmd.address.name for c in candidates],
-        p=[c.cmd.address.phone for c in candidates],
-        r=[c.cmd.address.region_code for c in candidates],
-        d=[c.cmd.address.detail for c in candidates],
-        k=[c.cmd.idempotency_key for c in candidates],
-        h=[hashes[c.index] for c in candidates],
-        t=[c.cmd.now for c in candidates],
-        e=[c.cmd.now + c.cmd.ttl for c in candidates],
+        status=placing.PENDING,
+        b=[o.cmd.buyer_id for o in orders],
+        s=[o.shop_id for o in orders],
+        c=[o.currency for o in orders],
+        i=[o.items_cents for o in orders],
+        f=[o.shipping_cents for o in orders],
+        n=[o.cmd.address.name for o in orders],
+        p=[o.cmd.address.phone for o in orders],
+        r=[o.cmd.address.region_code for o in orders],
+        d=[o.cmd.address.detail for o in orders],
+        k=[o.cmd.idempotency_key for o in orders],
+        h=[hashes[o.index] for o in orders],
+        t=[o.cmd.now for o in orders],
+        e=[o.cmd.now + o.cmd.ttl for o in orders],
         **stock.sale_params(now),
         offer_ids=offer_ids,
         sku_ids=sku_ids,
     )
     claimed = {(buyer, key): order_id for order_id, buyer, key in claimed_rows}
-    for c in candidates:
-        c.order_id = claimed.get((c.cmd.buyer_id, c.cmd.idempotency_key), 0)
-        if not c.order_id:  # taken meanwhile: its first answer, or 422 for another body
-            try:
-                replay = stock._replay(conn, c.cmd, hashes[c.index])
-            except OriginliveError as exc:
-                results[c.index] = exc
-                continue
-            assert replay is not None
-            results[c.index] = replay
-    candidates = [c for c in candidates if c.order_id]
-    remaining = {offer_id: left for offer_id, left, _open in offer_rows}
-    is_open = {offer_id: open_ for offer_id, _left, open_ in offer_rows}
-    shelf = dict(sku_rows)
-    # The buyers' counters, read now that their offers are locked (a fresh snapshot: what
-    # the transactions we waited for committed is in it).
-    held: dict[tuple[int, int], int] = {}
-    if offer_ids and candidates:
+    ids: dict[int, int] = {}
+    for o in orders:
+        order_id = claimed.get(o.cmd.key)
+        if order_id is None:  # taken meanwhile: its first answer, or 422 for another body
+            outcomes[o.index] = _replay_key(conn, o.cmd, hashes[o.index])
+        else:
+            ids[o.index] = order_id
+    orders = [o for o in orders if o.index in ids]
+    units = placing.Units(
+        remaining={offer_id: left for offer_id, left, _open in offer_rows},
+        open={offer_id: open_ for offer_id, _left, open_ in offer_rows},
+        shelf=dict(sku_rows),
+    )
+    # The buyers' counts, read now that their offers are locked (a fresh snapshot: what the
+    # transactions we waited for committed is in it).
+    if offer_ids and orders:
         for offer_id, buyer, quantity in rawsql.execute(
             conn,
             _COUNTERS[locked],
             offers=offer_ids,
-            buyers=sorted({c.cmd.buyer_id for c in candidates}),
+            buyers=sorted({o.cmd.buyer_id for o in orders}),
         ).fetchall():
-            held[offer_id, buyer] = quantity
+            units.held[offer_id, buyer] = quantity
 
-    # 3. One after another, as stock.place would: all lines of an order, or none.
-    accepted = _accept(candidates, results, remaining, is_open, shelf, held)
-    refused = [c.order_id for c in candidates if results[c.index] is not None]
+    # 3. One after another, by the rule.
+    accepted = placing.take_all(orders, outcomes, units)
+    refused = [ids[o.index] for o in orders if outcomes[o.index] is not None]
 
     # 4. Write it all down in one statement; refused orders' claimed rows go. Units, counts
     # and stock move only where the figures still allow it (always, when they were locked).
-    taken_offers, taken_skus, counted = _taken(accepted)
-    lines = [(c, p) for c in accepted for p in c.priced]
+    took = placing.taken(accepted)
+    lines = [(ids[o.index], p) for o in accepted for p in o.lines]
     item_rows, event_rows, moved = _json_row(
         conn,
-        "WITH refused AS (DELETE FROM orders WHERE id = ANY(:refused)),"
-        " offers AS (UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
-        " FROM unnest(CAST(:offer_ids AS INTEGER[]), CAST(:offer_qs AS INTEGER[])) AS u(id, q)"
-        " WHERE flash_offers.id = u.id AND flash_offers.remaining >= u.q"
-        f" AND {stock.OFFER_ON_SALE} RETURNING flash_offers.id),"
-        " counters AS (INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
-        " SELECT * FROM unnest(CAST(:counter_offers AS INTEGER[]),"
-        " CAST(:counter_buyers AS INTEGER[]), CAST(:counter_qs AS INTEGER[]))"
-        " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
-        " SET quantity = offer_purchases.quantity + excluded.quantity"
-        " WHERE offer_purchases.quantity + excluded.quantity <= (SELECT per_buyer_limit"
-        " FROM flash_offers WHERE flash_offers.id = excluded.offer_id) RETURNING 1),"
-        " shelf AS (UPDATE skus SET stock = skus.stock - u.q"
-        " FROM unnest(CAST(:sku_ids AS INTEGER[]), CAST(:sku_qs AS INTEGER[])) AS u(id, q)"
-        " WHERE skus.id = u.id AND skus.stock >= u.q RETURNING skus.id),"
-        " items AS (INSERT INTO order_items (order_id, sku_id, offer_id, title,"
-        " unit_price_cents, quantity) SELECT * FROM unnest(CAST(:item_orders AS INTEGER[]),"
-        " CAST(:item_skus AS INTEGER[]), CAST(:item_offers AS INTEGER[]),"
-        " CAST(:item_titles AS TEXT[]), CAST(:item_prices AS BIGINT[]),"
-        " CAST(:item_qs AS INTEGER[])) RETURNING id, order_id, offer_id, sku_id),"
-        " events AS (INSERT INTO order_events (order_id, from_status, to_status, actor_id,"
-        " created_at) SELECT o, NULL, :status, a, t FROM unnest("
-        " CAST(:event_orders AS INTEGER[]), CAST(:event_actors AS INTEGER[]),"
-        " CAST(:event_times AS TIMESTAMPTZ[])) AS u(o, a, t) RETURNING id, order_id)"
-        " SELECT (SELECT json_agg(json_build_array(id, order_id, offer_id, sku_id))"
-        " FROM items), (SELECT json_agg(json_build_array(id, order_id)) FROM events),"
-        " json_build_array((SELECT count(*) FROM offers), (SELECT count(*) FROM counters),"
-        " (SELECT count(*) FROM shelf))",
+        _WRITE,
         refused=refused,
         **stock.sale_params(now),
-        offer_ids=list(taken_offers),
-        offer_qs=list(taken_offers.values()),
-        counter_offers=[k[0] for k in counted],
-        counter_buyers=[k[1] for k in counted],
-        counter_qs=list(counted.values()),
-        sku_ids=list(taken_skus),
-        sku_qs=list(taken_skus.values()),
-        item_orders=[c.order_id for c, _ in lines],
+        offer_ids=list(took.offers),
+        offer_qs=list(took.offers.values()),
+        counter_offers=[k[0] for k in took.counted],
+        counter_buyers=[k[1] for k in took.counted],
+        counter_qs=list(took.counted.values()),
+        sku_ids=list(took.skus),
+        sku_qs=list(took.skus.values()),
+        item_orders=[order_id for order_id, _ in lines],
         item_skus=[p.sku_id for _, p in lines],
         item_offers=[p.line.offer_id for _, p in lines],
         item_titles=[p.title for _, p in lines],
         item_prices=[p.unit_price_cents for _, p in lines],
         item_qs=[p.line.quantity for _, p in lines],
-        status=PENDING,
-        event_orders=[c.order_id for c in accepted],
-        event_actors=[c.cmd.buyer_id for c in accepted],
-        event_times=[c.cmd.now for c in accepted],
+        **_attribution_columns([p for _, p in lines]),
+        status=placing.PENDING,
+        event_orders=[ids[o.index] for o in accepted],
+        event_actors=[o.cmd.buyer_id for o in accepted],
+        event_times=[o.cmd.now for o in accepted],
     )
-    if moved != [len(taken_offers), len(counted), len(taken_skus)]:
+    if moved != [len(took.offers), len(took.counted), len(took.skus)]:
         if locked:
             raise RuntimeError(f"locked figures moved under an order batch: {moved}")
         raise Contended
     item_ids = {(o, f, s): i for i, o, f, s in item_rows}
     event_ids = {order_id: event_id for event_id, order_id in event_rows}
-    for c in accepted:
-        items = [
-            stock.item_view(item_ids[c.order_id, p.line.offer_id, p.sku_id], p) for p in c.priced
-        ]
-        results[c.index] = stock.fresh_order(
-            c.cmd,
-            order_id=c.order_id,
-            shop_id=c.shop_id,
-            currency=c.currency,
-            items_cents=_items_cents(c),
-            shipping=c.shipping,
-            items=items,
-            event_id=event_ids[c.order_id],
+    for o in accepted:
+        order_id = ids[o.index]
+        outcomes[o.index] = placing.placed(
+            o,
+            order_id=order_id,
+            item_ids=[item_ids[order_id, p.line.offer_id, p.sku_id] for p in o.lines],
+            event_id=event_ids[order_id],
         )
+
+
+def _attribution_columns(lines: Sequence[placing.PricedLine]) -> dict[str, list[int | None]]:
+    """The lines' attribution as the arrays of ``_WRITE``'s items."""
+    columns = [placing.attributed(p.attribution) for p in lines]
+    return {
+        f"item_{name}": [c[column] for c in columns]
+        for name, column in (
+            ("sessions", "live_session_id"),
+            ("anchors", "anchor_id"),
+            ("plans", "plan_id"),
+            ("rates", "commission_bp"),
+        )
+    }
 
 
 # Step 2's statement and the counters' read, with the rows locked (``FOR UPDATE``) or not.
@@ -429,121 +379,106 @@ _CLAIM = {
 _COUNTERS = {
     locked: _COUNTERS_TEMPLATE.replace("{lock}", " FOR UPDATE" * locked) for locked in (True, False)
 }
+# Step 4: units, counts and stock taken where the figures still allow it, the items and the
+# first events written, the refused orders' claimed rows deleted.
+_WRITE = (
+    "WITH refused AS (DELETE FROM orders WHERE id = ANY(:refused)),"
+    " offers AS (UPDATE flash_offers SET remaining = flash_offers.remaining - u.q"
+    " FROM unnest(CAST(:offer_ids AS INTEGER[]), CAST(:offer_qs AS INTEGER[])) AS u(id, q)"
+    " WHERE flash_offers.id = u.id AND flash_offers.remaining >= u.q"
+    f" AND {stock.OFFER_ON_SALE} RETURNING flash_offers.id),"
+    " counters AS (INSERT INTO offer_purchases (offer_id, buyer_id, quantity)"
+    " SELECT * FROM unnest(CAST(:counter_offers AS INTEGER[]),"
+    " CAST(:counter_buyers AS INTEGER[]), CAST(:counter_qs AS INTEGER[]))"
+    " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
+    " SET quantity = offer_purchases.quantity + excluded.quantity"
+    " WHERE offer_purchases.quantity + excluded.quantity <= (SELECT per_buyer_limit"
+    " FROM flash_offers WHERE flash_offers.id = excluded.offer_id) RETURNING 1),"
+    " shelf AS (UPDATE skus SET stock = skus.stock - u.q"
+    " FROM unnest(CAST(:sku_ids AS INTEGER[]), CAST(:sku_qs AS INTEGER[])) AS u(id, q)"
+    " WHERE skus.id = u.id AND skus.stock >= u.q RETURNING skus.id),"
+    " items AS (INSERT INTO order_items (order_id, sku_id, offer_id, title,"
+    " unit_price_cents, quantity, live_session_id, anchor_id, plan_id, commission_bp)"
+    " SELECT * FROM unnest(CAST(:item_orders AS INTEGER[]),"
+    " CAST(:item_skus AS INTEGER[]), CAST(:item_offers AS INTEGER[]),"
+    " CAST(:item_titles AS TEXT[]), CAST(:item_prices AS BIGINT[]),"
+    " CAST(:item_qs AS INTEGER[]), CAST(:item_sessions AS INTEGER[]),"
+    " CAST(:item_anchors AS INTEGER[]), CAST(:item_plans AS INTEGER[]),"
+    " CAST(:item_rates AS INTEGER[])) RETURNING id, order_id, offer_id, sku_id),"
+    " events AS (INSERT INTO order_events (order_id, from_status, to_status, actor_id,"
+    " created_at) SELECT o, NULL, :status, a, t FROM unnest("
+    " CAST(:event_orders AS INTEGER[]), CAST(:event_actors AS INTEGER[]),"
+    " CAST(:event_times AS TIMESTAMPTZ[])) AS u(o, a, t) RETURNING id, order_id)"
+    " SELECT (SELECT json_agg(json_build_array(id, order_id, offer_id, sku_id))"
+    " FROM items), (SELECT json_agg(json_build_array(id, order_id)) FROM events),"
+    " json_build_array((SELECT count(*) FROM offers), (SELECT count(*) FROM counters),"
+    " (SELECT count(*) FROM shelf))"
+)
 
 
-def _accept(
-    candidates: list[_Candidate],
-    results: list[stock.Placed | OriginliveError | None],
-    remaining: dict[int, int],
-    is_open: dict[int, bool],
-    shelf: dict[int, int],
-    held: dict[tuple[int, int], int],
-) -> list[_Candidate]:
-    """The candidates whose units ``_take`` finds, in turn; the others get their refusal."""
-    accepted: list[_Candidate] = []
-    for c in candidates:
-        try:
-            _take(c, remaining, is_open, shelf, held)
-        except OriginliveError as exc:
-            results[c.index] = exc
-        else:
-            accepted.append(c)
-    return accepted
+# Replays
 
 
-def _taken(
-    accepted: list[_Candidate],
-) -> tuple[dict[int, int], dict[int, int], dict[tuple[int, int], int]]:
-    """What the accepted orders take, summed: units per offer, units per SKU (plain lines),
-    and units per (offer, buyer) for the buyers' counters."""
-    offers: dict[int, int] = defaultdict(int)
-    skus: dict[int, int] = defaultdict(int)
-    counted: dict[tuple[int, int], int] = defaultdict(int)
-    for c in accepted:
-        for p in c.priced:
-            if p.line.offer_id is None:
-                skus[p.sku_id] += p.line.quantity
-            else:
-                offers[p.line.offer_id] += p.line.quantity
-                counted[p.line.offer_id, c.cmd.buyer_id] += p.line.quantity
-    return offers, skus, counted
+def replay(conn: Connection, *, order_id: int, same_request: bool) -> placing.Outcome:
+    """The first order placed with a key, answered again; refused if this request differs."""
+    if not same_request:
+        return placing.IdempotencyMismatch()
+    return placing.Placed(order=order_view(conn, order_id=order_id), replayed=True)
 
 
-def _take(
-    c: _Candidate,
-    remaining: dict[int, int],
-    is_open: dict[int, bool],
-    shelf: dict[int, int],
-    held: dict[tuple[int, int], int],
-) -> None:
-    """``stock._take`` for every line of the order against the locked figures; all or none."""
-    buyer = c.cmd.buyer_id
-    for p in sorted(c.priced, key=stock.lock_order):
-        q = p.line.quantity
-        if p.line.offer_id is None:
-            if shelf.get(p.sku_id, 0) < q:
-                raise stock.SoldOut(f"Not enough of {p.title} in stock.")
-            continue
-        offer_id = p.line.offer_id
-        if held.get((offer_id, buyer), 0) + q > (p.per_buyer_limit or 0):
-            raise stock.OverLimit(f"At most {p.per_buyer_limit} of this offer per buyer.")
-        if not is_open.get(offer_id, False) or remaining.get(offer_id, 0) < q:
-            # Ended between the price check and the lock: stock.place says sold out too.
-            raise stock.SoldOut(f"{p.title} is sold out.")
-    for p in c.priced:
-        q = p.line.quantity
-        if p.line.offer_id is None:
-            shelf[p.sku_id] -= q
-        else:
-            remaining[p.line.offer_id] -= q
-            held[p.line.offer_id, buyer] = held.get((p.line.offer_id, buyer), 0) + q
+def _replay_key(conn: Connection, cmd: placing.PlaceOrder, request_hash: str) -> placing.Outcome:
+    """The answer to a request whose key another transaction claimed and committed."""
+    order_id, first_hash = rawsql.execute(
+        conn,
+        "SELECT id, request_hash FROM orders WHERE buyer_id = :buyer AND idempotency_key = :key",
+        buyer=cmd.buyer_id,
+        key=cmd.idempotency_key,
+    ).fetchone()
+    return replay(conn, order_id=order_id, same_request=first_hash == request_hash)
 
 
-def _items_cents(c: _Candidate) -> int:
-    return sum(p.unit_price_cents * p.line.quantity for p in c.priced)
+def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
+    """The order as the API shows it, read through the ORM; off the hot path (replays)."""
+    with Session(bind=conn) as session:  # joins the caller's transaction, never ends it
+        order = session.scalars(
+            select(Order)
+            .where(Order.id == order_id)
+            .options(selectinload(Order.items), selectinload(Order.events))
+        ).one()
+        return schemas.Order.model_validate(order).model_dump()
 
 
-def _replayed(conn: Connection, order_id: int, same: bool) -> stock.Placed | OriginliveError:
-    try:
-        return stock.replay_of(conn, order_id=order_id, same_request=same)
-    except stock.IdempotencyMismatch as exc:
-        return exc
-
-
-def _done(
-    results: list[stock.Placed | OriginliveError | None],
-) -> list[stock.Placed | OriginliveError]:
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+def _done(outcomes: list[placing.Outcome | None]) -> list[placing.Outcome]:
+    assert all(r is not None for r in outcomes)
+    return [r for r in outcomes if r is not None]
 
 
 # SQLite: the order writer holds the write lock for the whole batch
 
 
 def _place_many_embedded(
-    conn: Connection, cmds: Sequence[stock.PlaceOrder]
-) -> list[stock.Placed | OriginliveError]:
+    conn: Connection, cmds: Sequence[placing.PlaceOrder]
+) -> list[placing.Outcome]:
     """SQLite's batch, in rounds of distinct keys: a key pressed twice in one batch is placed
     in the first round and replayed (or refused as reused) in the next, as one by one."""
-    results: list[stock.Placed | OriginliveError | None] = [None] * len(cmds)
+    outcomes: list[placing.Outcome | None] = [None] * len(cmds)
     waiting = list(range(len(cmds)))
     while waiting:
         keys: set[tuple[int, str]] = set()
         first: list[int] = []
         later: list[int] = []
         for i in waiting:
-            key = (cmds[i].buyer_id, cmds[i].idempotency_key)
-            (later if key in keys else first).append(i)
-            keys.add(key)
+            (later if cmds[i].key in keys else first).append(i)
+            keys.add(cmds[i].key)
         for i, outcome in zip(first, _place_round(conn, [cmds[i] for i in first]), strict=True):
-            results[i] = outcome
+            outcomes[i] = outcome
         waiting = later
-    return _done(results)
+    return _done(outcomes)
 
 
 def _place_round(
-    conn: Connection, cmds: Sequence[stock.PlaceOrder]
-) -> list[stock.Placed | OriginliveError | None]:
+    conn: Connection, cmds: Sequence[placing.PlaceOrder]
+) -> list[placing.Outcome | None]:
     """One round on SQLite: a few statements for the whole round, ``executemany`` for rows.
 
     The order writer began the transaction with ``BEGIN IMMEDIATE``: it holds SQLite's write
@@ -551,82 +486,72 @@ def _place_round(
     gives new rows (after the largest, as SQLite itself would) are free.
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    results: list[stock.Placed | OriginliveError | None] = [None] * len(cmds)
+    outcomes: list[placing.Outcome | None] = [None] * len(cmds)
     hashes = [cmd.request_hash for cmd in cmds]
     now = rawsql.db_time(conn, max(cmd.now for cmd in cmds))
-    offer_ids = json.dumps(sorted({ln.offer_id for c in cmds for ln in c.lines if ln.offer_id}))
-    sku_ids = json.dumps(sorted({ln.sku_id for c in cmds for ln in c.lines if ln.sku_id}))
+    named_offers, named_skus = _named(cmds)
+    offer_ids, sku_ids = json.dumps(named_offers), json.dumps(named_skus)
 
-    # 1. Replays, prices, regions and rates: a statement each for the round.
-    pairs = json.dumps([[c.buyer_id, c.idempotency_key] for c in cmds])
+    # 1. Replays, the terms and the units: a statement each for the round.
+    pairs = json.dumps([list(c.key) for c in cmds])
     for i, order_id, request_hash in cursor.execute(
         "SELECT j.key, o.id, o.request_hash FROM json_each(?) AS j JOIN orders AS o"
         " ON o.buyer_id = j.value ->> 0 AND o.idempotency_key = j.value ->> 1",
         (pairs,),
     ).fetchall():
-        results[i] = _replayed(conn, order_id, request_hash == hashes[i])
-    offers: dict[int, Any] = {}
-    remaining: dict[int, int] = {}
+        outcomes[i] = replay(conn, order_id=order_id, same_request=request_hash == hashes[i])
+    units = placing.Units()
+    offer_rows = []
     for offer_id, *row, left in cursor.execute(
-        "SELECT id, sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
-        f" {stock.OFFER_ON_SALE}, remaining FROM flash_offers"
+        f"SELECT id, {_OFFER_TERMS}, remaining FROM flash_offers"
         " WHERE id IN (SELECT value FROM json_each(:offer_ids))",
         {**stock.sale_params(now), "offer_ids": offer_ids},
     ).fetchall():
-        offers[offer_id] = (*row[:-1], bool(row[-1]))
-        remaining[offer_id] = left
-    skus: dict[int, Any] = {}
-    shelf: dict[int, int] = {}
+        offer_rows.append((offer_id, *row))
+        units.remaining[offer_id] = left
+        units.open[offer_id] = bool(row[_ON_SALE])
+    sku_rows = []
     for sku_id, *row, left in cursor.execute(
-        "SELECT skus.id, skus.name, skus.price_cents, skus.currency, products.title,"
-        " products.shop_id, skus.stock FROM skus JOIN products ON products.id = skus.product_id"
-        " JOIN shops ON shops.id = products.shop_id"
+        f"SELECT skus.id, {_SKU_TERMS}, skus.stock FROM {_SKU_JOIN}"
         f" WHERE skus.id IN (SELECT value FROM json_each(:sku_ids)) AND {stock.SKU_ON_SALE}",
         {**stock.sale_params(now), "sku_ids": sku_ids},
     ).fetchall():
-        skus[sku_id] = tuple(row)
-        shelf[sku_id] = left
+        sku_rows.append((sku_id, *row))
+        units.shelf[sku_id] = left
     codes = json.dumps(sorted({c.address.region_code for c in cmds}))
-    paths = dict(
-        cursor.execute(
-            "SELECT code, path FROM regions WHERE code IN (SELECT value FROM json_each(?))",
-            (codes,),
-        ).fetchall()
-    )
-    shop_ids = json.dumps(sorted({o[1] for o in offers.values()} | {s[4] for s in skus.values()}))
-    rates: dict[int, list[tuple[str | None, int]]] = defaultdict(list)
-    for shop_id, code, fee in cursor.execute(
+    region_rows = cursor.execute(
+        "SELECT code, path FROM regions WHERE code IN (SELECT value FROM json_each(?))", (codes,)
+    ).fetchall()
+    shop_ids = json.dumps(sorted({r[2] for r in offer_rows} | {r[1] for r in sku_rows}))
+    rate_rows = cursor.execute(
         "SELECT shop_id, region_code, fee_cents FROM shipping_rates"
         " WHERE shop_id IN (SELECT value FROM json_each(?))",
         (shop_ids,),
-    ).fetchall():
-        rates[shop_id].append((code, fee))
-
-    candidates = _candidates(cmds, results, offers, skus, paths, rates)
-    if not candidates:
-        return results
-    held: dict[tuple[int, int], int] = {}
+    ).fetchall()
+    terms = _terms(offer_rows, sku_rows, region_rows, rate_rows)
+    orders = placing.price_all(cmds, outcomes, terms)
+    if not orders:
+        return outcomes
     for offer_id, buyer, quantity in cursor.execute(
         "SELECT offer_id, buyer_id, quantity FROM offer_purchases"
         " WHERE offer_id IN (SELECT value FROM json_each(?))"
         " AND buyer_id IN (SELECT value FROM json_each(?))",
-        (offer_ids, json.dumps(sorted({c.cmd.buyer_id for c in candidates}))),
+        (offer_ids, json.dumps(sorted({o.cmd.buyer_id for o in orders}))),
     ).fetchall():
-        held[offer_id, buyer] = quantity
-    is_open = {offer_id: offer[-1] for offer_id, offer in offers.items()}
+        units.held[offer_id, buyer] = quantity
 
-    # 2. One after another, as stock.place would: all lines of an order, or none.
-    accepted = _accept(candidates, results, remaining, is_open, shelf, held)
+    # 2. One after another, by the rule.
+    accepted = placing.take_all(orders, outcomes, units)
     if accepted:
-        _write_embedded(conn, cursor, accepted, results, hashes)
-    return results
+        _write_embedded(conn, cursor, accepted, outcomes, hashes)
+    return outcomes
 
 
 def _write_embedded(
     conn: Connection,
     cursor: Any,
-    accepted: list[_Candidate],
-    results: list[stock.Placed | OriginliveError | None],
+    accepted: list[placing.Decided],
+    outcomes: list[placing.Outcome | None],
     hashes: list[str],
 ) -> None:
     """3. The accepted orders' rows, an ``executemany`` per table, and their answers."""
@@ -636,43 +561,34 @@ def _write_embedded(
         " (SELECT coalesce(max(id), 0) FROM order_events)"
     ).fetchone()
     order_rows, item_rows, event_rows = [], [], []
-    for c in accepted:
-        cmd, address = c.cmd, c.cmd.address
+    for o in accepted:
+        cmd, address = o.cmd, o.cmd.address
         order_id += 1
         event_id += 1
-        c.order_id = order_id
-        items_cents = _items_cents(c)
+        items_cents = o.items_cents
         created = rawsql.db_time(conn, cmd.now)
         order_rows.append(
             (
-                *(order_id, cmd.buyer_id, c.shop_id, PENDING, c.currency, items_cents),
-                *(c.shipping, items_cents + c.shipping, address.name, address.phone),
-                *(address.region_code, address.detail, cmd.idempotency_key, hashes[c.index]),
+                *(order_id, cmd.buyer_id, o.shop_id, placing.PENDING, o.currency, items_cents),
+                *(o.shipping_cents, items_cents + o.shipping_cents, address.name, address.phone),
+                *(address.region_code, address.detail, cmd.idempotency_key, hashes[o.index]),
                 *(created, rawsql.db_time(conn, cmd.now + cmd.ttl), created),
             )
         )
-        event_rows.append((event_id, order_id, PENDING, cmd.buyer_id, created))
-        for p in c.priced:
-            item_id += 1
-            q = p.line.quantity
-            item_rows.append(
-                (item_id, order_id, p.sku_id, p.line.offer_id, p.title, p.unit_price_cents, q)
-            )
-            c.items.append(stock.item_view(item_id, p))
-        results[c.index] = stock.fresh_order(
-            cmd,
-            order_id=order_id,
-            shop_id=c.shop_id,
-            currency=c.currency,
-            items_cents=items_cents,
-            shipping=c.shipping,
-            items=c.items,
-            event_id=event_id,
+        event_rows.append((event_id, order_id, placing.PENDING, cmd.buyer_id, created))
+        item_ids = list(range(item_id + 1, item_id + 1 + len(o.lines)))
+        item_id += len(o.lines)
+        for i, p in zip(item_ids, o.lines, strict=True):
+            line = (p.line.offer_id, p.title, p.unit_price_cents, p.line.quantity)
+            sold_by = placing.attributed(p.attribution).values()
+            item_rows.append((i, order_id, p.sku_id, *line, *sold_by))
+        outcomes[o.index] = placing.placed(
+            o, order_id=order_id, item_ids=item_ids, event_id=event_id
         )
     # The checks were made above against figures nobody else can change meanwhile; the
     # conditions stay as a backstop (with the CHECK constraints): a miss fails the batch.
-    taken_offers, taken_skus, counted = _taken(accepted)
-    offers = [(q, offer_id, q) for offer_id, q in taken_offers.items()]
+    took = placing.taken(accepted)
+    offers = [(q, offer_id, q) for offer_id, q in took.offers.items()]
     cursor.executemany(
         "UPDATE flash_offers SET remaining = remaining - ? WHERE id = ? AND remaining >= ?", offers
     )
@@ -682,9 +598,9 @@ def _write_embedded(
         "INSERT INTO offer_purchases (offer_id, buyer_id, quantity) VALUES (?, ?, ?)"
         " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
         " SET quantity = offer_purchases.quantity + excluded.quantity",
-        [(offer_id, buyer, q) for (offer_id, buyer), q in counted.items()],
+        [(offer_id, buyer, q) for (offer_id, buyer), q in took.counted.items()],
     )
-    shelf = [(q, sku_id, q) for sku_id, q in taken_skus.items()]
+    shelf = [(q, sku_id, q) for sku_id, q in took.skus.items()]
     cursor.executemany("UPDATE skus SET stock = stock - ? WHERE id = ? AND stock >= ?", shelf)
     if cursor.rowcount != len(shelf):
         raise RuntimeError("a SKU's stock moved under the order writer")
@@ -697,7 +613,8 @@ def _write_embedded(
     )
     cursor.executemany(
         "INSERT INTO order_items (id, order_id, sku_id, offer_id, title, unit_price_cents,"
-        " quantity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " quantity, live_session_id, anchor_id, plan_id, commission_bp)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         item_rows,
     )
     cursor.executemany(
@@ -707,7 +624,7 @@ def _write_embedded(
     )
 
 
-PLACE = Batched(many=place_many, one=stock.place)
+PLACE = Batched(many=place_many, one=place_one)
 
 
 # The batching placer
@@ -716,7 +633,7 @@ PLACE = Batched(many=place_many, one=stock.place)
 _RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
-class BulkPlacer(Gatherer[stock.PlaceOrder]):
+class BulkPlacer(Gatherer[placing.PlaceOrder]):
     """Each process sends its orders to PostgreSQL in batches (``place_many``), one batch at
     a time on a connection of its own; while one commits, the next gathers."""
 
@@ -731,17 +648,17 @@ class BulkPlacer(Gatherer[stock.PlaceOrder]):
         )
         self._max_batch = max_batch
 
-    async def place(self, cmd: stock.PlaceOrder) -> stock.Placed:
-        placed: stock.Placed = await self._submit(cmd)
+    async def place(self, cmd: placing.PlaceOrder) -> placing.Placed:
+        placed: placing.Placed = await self._submit(cmd)
         return placed
 
     async def close(self) -> None:
         await self._stop()
         await self._engine.dispose()
 
-    def _take(self) -> list[tuple[stock.PlaceOrder, Any]]:
-        batch: list[tuple[stock.PlaceOrder, Any]] = []
-        later: list[tuple[stock.PlaceOrder, Any]] = []
+    def _take(self) -> list[tuple[placing.PlaceOrder, Any]]:
+        batch: list[tuple[placing.PlaceOrder, Any]] = []
+        later: list[tuple[placing.PlaceOrder, Any]] = []
         keys: set[tuple[int, str]] = set()
         for cmd, future in self._waiting:
             key = (cmd.buyer_id, cmd.idempotency_key)
@@ -753,10 +670,10 @@ class BulkPlacer(Gatherer[stock.PlaceOrder]):
         self._waiting = later
         return batch
 
-    async def _handle(self, batch: list[tuple[stock.PlaceOrder, Any]]) -> None:
+    async def _handle(self, batch: list[tuple[placing.PlaceOrder, Any]]) -> None:
         await self._place(batch)
 
-    async def _place(self, batch: list[tuple[stock.PlaceOrder, Any]]) -> None:
+    async def _place(self, batch: list[tuple[placing.PlaceOrder, Any]]) -> None:
         cmds = [cmd for cmd, _ in batch]
         attempt = 0
         while True:

@@ -45,7 +45,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from originlive.batching import Gatherer, Runner, answer
 from originlive.errors import OriginliveError
-from originlive.orders import stock
+from originlive.orders import placing, stock
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Reservation:
 class Gate(Protocol):
     """Decides a press before the database does; settles what it reserved afterwards."""
 
-    async def reserve(self, cmd: stock.PlaceOrder) -> Reservation | None:
+    async def reserve(self, cmd: placing.PlaceOrder) -> Reservation | None:
         """Hold the units or raise ``SoldOut`` and kin; None: let the database decide alone."""
         ...
 
@@ -100,7 +100,7 @@ class Gate(Protocol):
 class NoGate:
     """Embedded: the database decides alone (one writer, many orders per commit)."""
 
-    async def reserve(self, cmd: stock.PlaceOrder) -> Reservation | None:
+    async def reserve(self, cmd: placing.PlaceOrder) -> Reservation | None:
         return None
 
     async def settle(self, reservation: Reservation, *, kept: bool) -> None:
@@ -330,7 +330,7 @@ class RedisGate:
     def _offers(self) -> str:
         return self._prefix + "offers"
 
-    async def reserve(self, cmd: stock.PlaceOrder) -> Reservation | None:
+    async def reserve(self, cmd: placing.PlaceOrder) -> Reservation | None:
         units: dict[int, int] = {}
         for line in cmd.lines:
             if line.offer_id is not None:
@@ -363,10 +363,10 @@ class RedisGate:
                     return None  # no such offer: the database words the refusal
                 continue
             if verdict == "ended":
-                raise stock.OfferEnded(f"Offer {offer_id} has ended.")
+                raise placing.OfferEnded(f"Offer {offer_id} has ended.")
             if verdict == "limit":
-                raise stock.OverLimit(f"At most {int(answer[2])} of this offer per buyer.")
-            raise stock.SoldOut(f"Offer {offer_id} is sold out.")
+                raise placing.OverLimit(f"At most {int(answer[2])} of this offer per buyer.")
+            raise placing.SoldOut(f"Offer {offer_id} is sold out.")
         return None  # loaded and lost again meanwhile (Redis flushed twice): database alone
 
     async def settle(self, reservation: Reservation, *, kept: bool) -> None:

@@ -61,6 +61,7 @@ class FlashOffer(Base):
         CheckConstraint("remaining >= 0", name="remaining_not_negative"),
         CheckConstraint("remaining <= quantity", name="remaining_within_quantity"),
         CheckConstraint("per_buyer_limit >= 1", name="limit_positive"),
+        CheckConstraint("commission_bp BETWEEN 0 AND 10000", name="commission_within_whole"),
         Index("ix_flash_offers_shop_id", "shop_id"),
         Index("ix_flash_offers_status_ends_at", "status", "ends_at"),
         Index("ix_flash_offers_live_session_id", "live_session_id"),
@@ -71,6 +72,12 @@ class FlashOffer(Base):
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
     # The live session that pins it, once live sessions exist; None for an offer on its own.
     live_session_id: Mapped[int | None] = mapped_column(Integer)
+    # Who sells it: the session's anchor, and when the anchor sells another shop's goods, the
+    # commission plan (``affiliates``; a plain column, as orders know nothing of plans) and
+    # its rate in basis points. Each order line copies them as they are when it is placed.
+    anchor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int | None] = mapped_column(Integer)
+    commission_bp: Mapped[int | None]
     title: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -162,6 +169,8 @@ class OrderItem(Base):
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         Index("ix_order_items_order_id", "order_id"),
         Index("ix_order_items_offer_id", "offer_id"),
+        Index("ix_order_items_anchor_id", "anchor_id"),
+        Index("ix_order_items_live_session_id", "live_session_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,6 +180,12 @@ class OrderItem(Base):
     title: Mapped[str] = mapped_column(String(200))
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
+    # The line's attribution, copied from its offer when the order was placed: the live
+    # session and anchor that sold it, the commission plan and its rate at that moment.
+    live_session_id: Mapped[int | None] = mapped_column(Integer)
+    anchor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int | None] = mapped_column(Integer)
+    commission_bp: Mapped[int | None]
 
 
 class OrderEvent(Base):

@@ -43,6 +43,9 @@ class Offer(BaseModel):
     shop_id: int
     sku_id: int
     live_session_id: int | None
+    anchor_id: int | None = None
+    plan_id: int | None = None
+    commission_bp: int | None = None
     title: str
     price_cents: int
     currency: str
@@ -101,6 +104,16 @@ class OrderItem(BaseModel):
     title: str
     unit_price_cents: int
     quantity: int
+    live_session_id: int | None = Field(
+        default=None, description="The live session the line was sold in, if any."
+    )
+    anchor_id: int | None = Field(default=None, description="The anchor who sold it, if any.")
+    plan_id: int | None = Field(
+        default=None, description="The commission plan it was sold under, if any."
+    )
+    commission_bp: int | None = Field(
+        default=None, description="The plan's commission rate when it was sold (basis points)."
+    )
 
 
 class OrderEvent(BaseModel):

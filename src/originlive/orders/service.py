@@ -22,7 +22,7 @@ from originlive.batching import OrderWriter
 from originlive.catalog.models import Shop, ShopStatus, Sku, product_on_sale
 from originlive.db import utcnow
 from originlive.errors import Conflict, Forbidden
-from originlive.orders import schemas, stock
+from originlive.orders import placing, schemas, stock
 from originlive.orders.bulk import OrderPlacer
 from originlive.orders.gate import Gate
 from originlive.orders.models import (
@@ -58,10 +58,15 @@ async def list_offers(
 
 
 async def open_offer(
-    writer: OrderWriter, *, sku: Sku, data: schemas.OfferCreate, live_session_id: int | None = None
+    writer: OrderWriter,
+    *,
+    sku: Sku,
+    data: schemas.OfferCreate,
+    sold_by: placing.Attribution | None = None,
 ) -> int:
-    """Put units of the SKU on sale at the offer price; returns the offer's id. The SKU's
-    product and shop must be on sale (``sku.product.shop`` loaded)."""
+    """Put units of the SKU on sale at the offer price, sold by ``sold_by`` (a session's
+    anchor, under a plan); returns the offer's id. The SKU's product and shop must be on sale
+    (``sku.product.shop`` loaded)."""
     product = sku.product
     if product.shop.status != ShopStatus.APPROVED:
         raise Forbidden("The shop sells once an operator approves it.")
@@ -74,7 +79,7 @@ async def open_offer(
         quantity=data.quantity,
         per_buyer_limit=data.per_buyer_limit,
         ends_at=data.ends_at,
-        live_session_id=live_session_id,
+        sold_by=sold_by,
         now=utcnow(),
     )
 
@@ -110,16 +115,16 @@ async def place_order(
     idempotency_key: str,
     data: schemas.OrderCreate,
     ttl_seconds: int,
-) -> stock.Placed:
+) -> placing.Placed:
     """Reserve the units and record a pending order; a retry with the same key replays it."""
-    command = stock.PlaceOrder(
+    command = placing.PlaceOrder(
         buyer_id=buyer_id,
         idempotency_key=idempotency_key,
         lines=tuple(
-            stock.Line(offer_id=i.offer_id, sku_id=i.sku_id, quantity=i.quantity)
+            placing.Line(offer_id=i.offer_id, sku_id=i.sku_id, quantity=i.quantity)
             for i in data.items
         ),
-        address=stock.Address(**data.address.model_dump()),
+        address=placing.Address(**data.address.model_dump()),
         now=utcnow(),
         ttl=timedelta(seconds=ttl_seconds),
     )
@@ -190,6 +195,24 @@ async def cancel_order(
         note=reason,
     )
     await gate.returned(returned)
+
+
+RECEIPT_CONFIRMED = "The buyer confirmed receipt."
+
+
+async def confirm_receipt(writer: OrderWriter, *, order: Order, actor: User) -> None:
+    """The buyer has the goods: the order is completed (its after-sales window starts)."""
+    if actor.id != order.buyer_id:
+        raise Forbidden("Only the buyer confirms receipt.")
+    await writer.run(
+        stock.transition,
+        order_id=order.id,
+        allowed=(OrderStatus.SHIPPED, OrderStatus.DELIVERED),
+        to=OrderStatus.COMPLETED,
+        actor_id=actor.id,
+        now=utcnow(),
+        note=RECEIPT_CONFIRMED,
+    )
 
 
 @dataclass(frozen=True)

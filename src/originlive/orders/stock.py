@@ -1,28 +1,23 @@
-"""The rules that move units: open and end offers, place orders, release them. One copy of each.
+"""The rules that move units besides placing orders: open and end offers, release orders, and
+what may be sold. One copy of each. (Placing is ``placing``'s rule, run by ``bulk``.)
 
 Every function here takes a synchronous SQLAlchemy ``Connection`` inside a transaction and
 decides with conditional updates, so the database is the judge whatever runs it: the embedded
 order writer (SQLite, many jobs per commit) or ``AsyncConnection.run_sync`` on PostgreSQL
-(one transaction per call, correct across processes). Nothing here commits. (New orders are
-placed in batches by ``bulk.place_many``, which decides as ``place`` does; ``place`` is what
-it falls back to, one order at a time.)
+(one transaction per call, correct across processes). Nothing here commits.
 
-Units only ever move in one statement that checks what it takes from:
-``remaining >= q`` for an offer, ``stock >= q`` for a SKU, and a per-buyer counter that may not
-pass the offer's limit. A failed check raises before anything of the order is written; the
-caller rolls the order's savepoint or transaction back.
+Units only ever move in one statement that checks what it takes from (``stock >= q`` when an
+offer opens) or locks the rows it moves in the order every rule locks them: offers by id
+(each before its buyers' counts), then SKUs by id.
 """
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import pydantic_core
 from sqlalchemy import Connection, insert, select, text, update
-from sqlalchemy.orm import Session, selectinload
 
 from originlive import rawsql
 from originlive.catalog.models import (
@@ -34,8 +29,7 @@ from originlive.catalog.models import (
     product_on_sale,
 )
 from originlive.db import utcnow
-from originlive.errors import Conflict, InvalidInput, NotFound, OriginliveError
-from originlive.orders import schemas
+from originlive.errors import Conflict, NotFound
 from originlive.orders.models import (
     FlashOffer,
     OfferPurchase,
@@ -45,30 +39,7 @@ from originlive.orders.models import (
     OrderItem,
     OrderStatus,
 )
-
-
-class SoldOut(OriginliveError):
-    status = 409
-    title = "Sold out"
-    slug = "sold-out"
-
-
-class OverLimit(OriginliveError):
-    status = 409
-    title = "Over the buyer's limit"
-    slug = "over-limit"
-
-
-class OfferEnded(OriginliveError):
-    status = 409
-    title = "Offer ended"
-    slug = "offer-ended"
-
-
-class IdempotencyMismatch(OriginliveError):
-    status = 422
-    title = "Idempotency key reused"
-    slug = "idempotency-key-reused"
+from originlive.orders.placing import Attribution, attributed
 
 
 class WrongState(Conflict):
@@ -95,68 +66,6 @@ class OfferState:
     active: bool
     held: dict[int, int]  # buyer id -> units in live orders (the per-buyer counter)
     keys: list[tuple[int, str]]  # (buyer id, Idempotency-Key) of every order with the offer
-
-
-@dataclass(frozen=True)
-class Line:
-    """One requested line: an offer or a plain SKU, and how many."""
-
-    offer_id: int | None
-    sku_id: int | None
-    quantity: int
-
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    phone: str
-    region_code: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """Everything an order needs, checked for shape by the API already."""
-
-    buyer_id: int
-    idempotency_key: str
-    lines: tuple[Line, ...]
-    address: Address
-    now: datetime
-    ttl: timedelta
-
-    @property
-    def request_hash(self) -> str:
-        """SHA-256 of the request's content, to tell a retry from a reuse of the key."""
-        body = {
-            "lines": [[ln.offer_id, ln.sku_id, ln.quantity] for ln in self.lines],
-            "address": [
-                self.address.name,
-                self.address.phone,
-                self.address.region_code,
-                self.address.detail,
-            ],
-        }
-        return hashlib.sha256(pydantic_core.to_json(body)).hexdigest()
-
-
-@dataclass(frozen=True)
-class Placed:
-    """The order as the API shows it (``schemas.Order``'s fields), and whether it is a replay."""
-
-    order: dict[str, Any]
-    replayed: bool
-
-
-@dataclass(frozen=True)
-class _Priced:
-    line: Line
-    sku_id: int
-    shop_id: int
-    title: str
-    unit_price_cents: int
-    currency: str
-    per_buyer_limit: int | None
 
 
 # What may be sold: one rule, in Python and as SQL
@@ -215,10 +124,11 @@ def open_offer(
     quantity: int,
     per_buyer_limit: int,
     ends_at: datetime | None,
-    live_session_id: int | None,
+    sold_by: Attribution | None,
     now: datetime,
 ) -> int:
-    """Move ``quantity`` units from the SKU's stock into a new offer; returns its id."""
+    """Move ``quantity`` units from the SKU's stock into a new offer, sold by ``sold_by`` (in
+    a live session, by its anchor); returns its id."""
     row = conn.execute(
         select(Sku.name, Sku.currency, Product.title, Product.shop_id)
         .join(Product, Product.id == Sku.product_id)
@@ -237,7 +147,7 @@ def open_offer(
             .values(
                 shop_id=row.shop_id,
                 sku_id=sku_id,
-                live_session_id=live_session_id,
+                **attributed(sold_by),
                 title=f"{row.title} {row.name}",
                 price_cents=price_cents,
                 currency=row.currency,
@@ -299,300 +209,6 @@ def end_due_offers(conn: Connection, *, now: datetime) -> list[int]:
 
 
 # Orders
-
-
-def place(conn: Connection, cmd: PlaceOrder) -> Placed:
-    """Reserve the units and record the order, or raise; a retry returns the first order.
-
-    The hot path of a flash sale: raw SQL on the cursor (see ``rawsql``), about ten statements.
-    """
-    request_hash = cmd.request_hash
-    replayed = _replay(conn, cmd, request_hash)
-    if replayed is not None:
-        return replayed
-
-    now = rawsql.db_time(conn, cmd.now)
-    priced = [_price(conn, line, now) for line in cmd.lines]
-    shops = {p.shop_id for p in priced}
-    currencies = {p.currency for p in priced}
-    if len(shops) != 1 or len(currencies) != 1:
-        raise InvalidInput("An order holds items of one shop, in one currency.", field="items")
-    shop_id, currency = shops.pop(), currencies.pop()
-    shipping = _shipping_fee(conn, shop_id=shop_id, region_code=cmd.address.region_code)
-
-    items_cents = sum(p.unit_price_cents * p.line.quantity for p in priced)
-    expires_at = cmd.now + cmd.ttl
-    pending = OrderStatus.PENDING_PAYMENT.value
-    # The key is claimed before any unit moves: a concurrent request with the same key (a
-    # retry racing its first try, on another process) waits here for the first to commit,
-    # then finds it and replays it, instead of failing on the unique key.
-    row = rawsql.execute(
-        conn,
-        "INSERT INTO orders (buyer_id, shop_id, status, currency, items_cents, shipping_cents,"
-        " total_cents, refunded_cents, ship_name, ship_phone, ship_region_code, ship_detail,"
-        " idempotency_key, request_hash, created_at, expires_at, updated_at)"
-        " VALUES (:buyer, :shop, :status, :currency, :items, :shipping, :total, 0, :name,"
-        " :phone, :region, :detail, :key, :hash, :now, :expires, :now)"
-        " ON CONFLICT (buyer_id, idempotency_key) DO NOTHING RETURNING id",
-        buyer=cmd.buyer_id,
-        shop=shop_id,
-        status=pending,
-        currency=currency,
-        items=items_cents,
-        shipping=shipping,
-        total=items_cents + shipping,
-        name=cmd.address.name,
-        phone=cmd.address.phone,
-        region=cmd.address.region_code,
-        detail=cmd.address.detail,
-        key=cmd.idempotency_key,
-        hash=request_hash,
-        now=now,
-        expires=rawsql.db_time(conn, expires_at),
-    ).fetchone()
-    if row is None:  # the other request committed meanwhile (PostgreSQL): its answer
-        replayed = _replay(conn, cmd, request_hash)
-        assert replayed is not None
-        return replayed
-    order_id = row[0]
-
-    # Rows are locked in one order by every rule (offers by id, then SKUs by id; a buyer's
-    # counter just before its offer), so that two PostgreSQL transactions never deadlock.
-    for p in sorted(priced, key=lock_order):
-        _take(conn, p, buyer_id=cmd.buyer_id, now=now)
-
-    items = []
-    for p in priced:
-        item_id = rawsql.execute(
-            conn,
-            "INSERT INTO order_items (order_id, sku_id, offer_id, title, unit_price_cents,"
-            " quantity) VALUES (:order, :sku, :offer, :title, :price, :quantity) RETURNING id",
-            order=order_id,
-            sku=p.sku_id,
-            offer=p.line.offer_id,
-            title=p.title,
-            price=p.unit_price_cents,
-            quantity=p.line.quantity,
-        ).fetchone()[0]
-        items.append(item_view(item_id, p))
-    event_id = rawsql.execute(
-        conn,
-        "INSERT INTO order_events (order_id, from_status, to_status, actor_id, created_at)"
-        " VALUES (:order, NULL, :status, :actor, :now) RETURNING id",
-        order=order_id,
-        status=pending,
-        actor=cmd.buyer_id,
-        now=now,
-    ).fetchone()[0]
-    return fresh_order(
-        cmd,
-        order_id=order_id,
-        shop_id=shop_id,
-        currency=currency,
-        items_cents=items_cents,
-        shipping=shipping,
-        items=items,
-        event_id=event_id,
-    )
-
-
-def item_view(item_id: int, p: _Priced) -> dict[str, Any]:
-    """A just-placed order's line as the API shows it (``schemas.OrderItem``'s fields)."""
-    return {
-        "id": item_id,
-        "sku_id": p.sku_id,
-        "offer_id": p.line.offer_id,
-        "title": p.title,
-        "unit_price_cents": p.unit_price_cents,
-        "quantity": p.line.quantity,
-    }
-
-
-def fresh_order(
-    cmd: PlaceOrder,
-    *,
-    order_id: int,
-    shop_id: int,
-    currency: str,
-    items_cents: int,
-    shipping: int,
-    items: list[dict[str, Any]],
-    event_id: int,
-) -> Placed:
-    """A just-placed order as the API shows it (``schemas.Order``'s fields), without reading
-    it back: on the hot path that would cost as much as placing it."""
-    pending = OrderStatus.PENDING_PAYMENT.value
-    view = {
-        "id": order_id,
-        "status": pending,
-        "buyer_id": cmd.buyer_id,
-        "shop_id": shop_id,
-        "currency": currency,
-        "items_cents": items_cents,
-        "shipping_cents": shipping,
-        "total_cents": items_cents + shipping,
-        "refunded_cents": 0,
-        "address": {
-            "name": cmd.address.name,
-            "phone": cmd.address.phone,
-            "region_code": cmd.address.region_code,
-            "detail": cmd.address.detail,
-        },
-        "items": items,
-        "events": [
-            {
-                "id": event_id,
-                "from_status": None,
-                "to_status": pending,
-                "actor_id": cmd.buyer_id,
-                "note": None,
-                "created_at": cmd.now,
-            }
-        ],
-        "created_at": cmd.now,
-        "expires_at": cmd.now + cmd.ttl,
-        "updated_at": cmd.now,
-    }
-    return Placed(order=view, replayed=False)
-
-
-def _replay(conn: Connection, cmd: PlaceOrder, request_hash: str) -> Placed | None:
-    """The first order placed with this key, if any (or raise: the key came with another)."""
-    existing = rawsql.execute(
-        conn,
-        "SELECT id, request_hash FROM orders WHERE buyer_id = :buyer AND idempotency_key = :key",
-        buyer=cmd.buyer_id,
-        key=cmd.idempotency_key,
-    ).fetchone()
-    if existing is None:
-        return None
-    return replay_of(conn, order_id=existing[0], same_request=existing[1] == request_hash)
-
-
-def replay_of(conn: Connection, *, order_id: int, same_request: bool) -> Placed:
-    """The first order placed with a key, answered again; raise if this request differs."""
-    if not same_request:
-        raise IdempotencyMismatch(
-            "This Idempotency-Key was used for a different order; use a new key."
-        )
-    return Placed(order=order_view(conn, order_id=order_id), replayed=True)
-
-
-def order_view(conn: Connection, *, order_id: int) -> dict[str, Any]:
-    """The order as the API shows it, read through the ORM; off the hot path (replays)."""
-    with Session(bind=conn) as session:  # joins the caller's transaction, never ends it
-        order = session.scalars(
-            select(Order)
-            .where(Order.id == order_id)
-            .options(selectinload(Order.items), selectinload(Order.events))
-        ).one()
-        return schemas.Order.model_validate(order).model_dump()
-
-
-def lock_order(p: _Priced) -> tuple[bool, int, int]:
-    """Offers by id, then SKUs by id: the order in which every rule takes its row locks."""
-    return (p.line.offer_id is None, p.line.offer_id or 0, p.sku_id)
-
-
-def _price(conn: Connection, line: Line, now: Any) -> _Priced:
-    if line.offer_id is not None:
-        offer = rawsql.execute(
-            conn,
-            "SELECT sku_id, shop_id, title, price_cents, currency, per_buyer_limit,"
-            f" {OFFER_ON_SALE} FROM flash_offers WHERE id = :offer",
-            **sale_params(now),
-            offer=line.offer_id,
-        ).fetchone()
-        if offer is None:
-            raise InvalidInput(f"No offer {line.offer_id}.", field="items")
-        sku_id, shop_id, title, price, currency, limit, is_open = offer
-        if not is_open:
-            raise OfferEnded(f"Offer {line.offer_id} has ended.")
-        if line.quantity > limit:
-            raise OverLimit(f"At most {limit} per buyer.")
-        return _Priced(line, sku_id, shop_id, title, price, currency, limit)
-    sku = rawsql.execute(
-        conn,
-        "SELECT skus.name, skus.price_cents, skus.currency, products.title, products.shop_id"
-        " FROM skus JOIN products ON products.id = skus.product_id"
-        " JOIN shops ON shops.id = products.shop_id"
-        f" WHERE skus.id = :sku AND {SKU_ON_SALE}",
-        sku=line.sku_id,
-        **sale_params(now),
-    ).fetchone()
-    if sku is None:
-        raise InvalidInput(f"No SKU {line.sku_id} on sale.", field="items")
-    assert line.sku_id is not None
-    name, price, currency, title, shop_id = sku
-    return _Priced(line, line.sku_id, shop_id, f"{title} {name}", price, currency, None)
-
-
-def _take(conn: Connection, p: _Priced, *, buyer_id: int, now: Any) -> None:
-    q = p.line.quantity
-    if p.line.offer_id is None:
-        taken = rawsql.execute(
-            conn,
-            "UPDATE skus SET stock = stock - :q WHERE id = :sku AND stock >= :q",
-            q=q,
-            sku=p.sku_id,
-        )
-        if taken.rowcount != 1:
-            raise SoldOut(f"Not enough of {p.title} in stock.")
-        return
-    # The buyer's counter first: a greedy buyer is refused without touching the hot offer row.
-    counted = rawsql.execute(
-        conn,
-        "INSERT INTO offer_purchases (offer_id, buyer_id, quantity) VALUES (:offer, :buyer, :q)"
-        " ON CONFLICT (offer_id, buyer_id) DO UPDATE"
-        " SET quantity = offer_purchases.quantity + excluded.quantity"
-        " WHERE offer_purchases.quantity + excluded.quantity <= :limit",
-        offer=p.line.offer_id,
-        buyer=buyer_id,
-        q=q,
-        limit=p.per_buyer_limit,
-    )
-    if counted.rowcount != 1:
-        raise OverLimit(f"At most {p.per_buyer_limit} of this offer per buyer.")
-    taken = rawsql.execute(
-        conn,
-        "UPDATE flash_offers SET remaining = remaining - :q WHERE id = :offer"
-        f" AND {OFFER_ON_SALE} AND remaining >= :q",
-        q=q,
-        offer=p.line.offer_id,
-        **sale_params(now),
-    )
-    if taken.rowcount != 1:
-        raise SoldOut(f"{p.title} is sold out.")
-
-
-def _shipping_fee(conn: Connection, *, shop_id: int, region_code: str) -> int:
-    row = rawsql.execute(
-        conn, "SELECT path FROM regions WHERE code = :code", code=region_code
-    ).fetchone()
-    if row is None:
-        raise unknown_region(region_code)
-    rates = rawsql.execute(
-        conn,
-        "SELECT region_code, fee_cents FROM shipping_rates WHERE shop_id = :shop",
-        shop=shop_id,
-    ).fetchall()
-    return shipping_fee(row[0], rates)
-
-
-def unknown_region(region_code: str) -> InvalidInput:
-    return InvalidInput(f"Unknown region code {region_code!r}.", field="address.region_code")
-
-
-def shipping_fee(path: str, rates: Sequence[tuple[str | None, int]]) -> int:
-    """The fee to the region at ``path`` by the shop's rates: the deepest matching region's,
-    else the default (region None), else free."""
-    depth = {code: i for i, code in enumerate(c for c in path.split("/") if c)}
-    matching = [
-        (-1 if code is None else depth[code], fee)
-        for code, fee in rates
-        if code is None or code in depth
-    ]
-    return int(max(matching)[1]) if matching else 0
 
 
 def _event(
