@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from originlive.accounts import security
@@ -167,12 +167,35 @@ async def empty_database(sessionmaker: async_sessionmaker[AsyncSession]) -> None
     """Delete every row a test made; used after each test, in-process or against a live server."""
     # Delete rather than drop: the migrated schema and the official regions stay for the next test.
     async with sessionmaker() as session:
+        conn = await session.connection()
+        restore = await conn.run_sync(_set_ledger_guards_aside)
         for table in reversed(Base.metadata.sorted_tables):
             if table.name == "regions":
                 await session.execute(delete(Region).where(Region.official.is_(False)))
             else:
                 await session.execute(delete(table))
+        for statement in restore:
+            await session.execute(text(statement))
         await session.commit()
+
+
+LEDGER_TABLES = ("journal_entries", "postings")
+
+
+def _set_ledger_guards_aside(conn: Connection) -> list[str]:
+    """The ledger's tables refuse deletes (their triggers); a test's entries go all the same.
+    Their triggers are set aside in the cleaning transaction; returns what puts them back."""
+    if conn.dialect.name == "postgresql":
+        for table in LEDGER_TABLES:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        return [f"ALTER TABLE {table} ENABLE TRIGGER USER" for table in LEDGER_TABLES]
+    triggers = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        " AND tbl_name IN ('journal_entries', 'postings')"
+    ).fetchall()
+    for name, _sql in triggers:
+        conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    return [sql for _name, sql in triggers]
 
 
 @pytest.fixture
@@ -185,6 +208,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         login_attempts=5,
         # In-process tests deliver the sandbox's webhooks themselves, when they choose to.
         sandbox_courier=False,
+        settle_interval_seconds=0,  # tests settle when they choose to
         gc_tuning=False,  # a server process's choice, not a test run's
         rtmp_port=0,  # any free port: tests run side by side
     )

@@ -38,6 +38,7 @@ from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
+from originlive.ledger.settlement import service as settlement
 from originlive.live import api as live_api
 from originlive.live import console as live_console
 from originlive.live import moderation
@@ -180,6 +181,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(gate.run_reconciler(interval_seconds=reconcile)))
     if isinstance(reader, BatchReader):  # SQLite: the writer leaves checkpoints to the reader
         tasks.append(asyncio.create_task(run_checkpoints(reader)))
+    if settings.settle_interval_seconds:
+        settle = settlement.run_forever(
+            writer,
+            policy=settlement.policy_of(settings),
+            interval_seconds=settings.settle_interval_seconds,
+        )
+        tasks.append(asyncio.create_task(settle))
     if settings.sandbox_courier:
         tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
         tasks.append(asyncio.create_task(courier.run(interval_seconds=interval)))

@@ -1,4 +1,5 @@
-"""originlive serve | migrate | demo | create-operator | regions load-villages | ledger verify."""
+"""originlive serve | migrate | demo | create-operator | regions load-villages | ledger verify |
+ledger settle."""
 
 import argparse
 import asyncio
@@ -153,8 +154,25 @@ async def _verify_ledger(settings: Settings) -> "Report":
         await engine.dispose()
 
 
-def _ledger(settings: Settings) -> None:
-    # verify, the one command of ledger so far
+async def _settle(settings: Settings) -> None:
+    from originlive.batching import create_order_writer
+    from originlive.ledger.settlement import service as settlement
+
+    writer = create_order_writer(settings.resolved_database_url)
+    try:
+        done = await settlement.run(writer, policy=settlement.policy_of(settings))
+    finally:
+        await writer.close()
+    print(
+        f"{done.captured} payments captured, {done.refunded} refunds posted,"
+        f" {done.confirmed} receipts confirmed, {done.released} orders released"
+    )
+
+
+def _ledger(settings: Settings, args: argparse.Namespace) -> None:
+    if args.ledger_command == "settle":
+        asyncio.run(_settle(settings))
+        return
     report = asyncio.run(_verify_ledger(settings))
     if not report.ok:  # exit status 1, the report on stderr
         sys.exit("\n".join(report.lines()))
@@ -209,6 +227,10 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_parser(
         "verify", help="check the whole book: every entry sums to zero, money in = held + paid out"
     )
+    ledger.add_parser(
+        "settle",
+        help="post what is due now: captures, refunds, confirmations of receipt and releases",
+    )
     return parser
 
 
@@ -232,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "regions":
         _regions(settings, args)
     elif args.command == "ledger":
-        _ledger(settings)
+        _ledger(settings, args)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,45 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often unpaid orders expire and offers end."
     )
+    platform_fee_bp: int = Field(
+        default=500,
+        ge=0,
+        le=10_000,
+        description="The platform's fee on an order's items, in basis points (500 = 5 %).",
+    )
+    station_fee_fen: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Paid per parcel, out of the shop's part, to the delivery nodes that "
+        "handled it.",
+    )
+    coop_share_bp: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="A co-operative's share of its members' items, in basis points; shops "
+        "name their co-operative (and may set their own share) in their split rule.",
+    )
+    auto_confirm_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=60,
+        description="Receipt is confirmed for a buyer who has not, this long after delivery.",
+    )
+    after_sales_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=60,
+        description="How long after receipt a buyer may still ask for a refund; the order's "
+        "money becomes available once it has passed.",
+    )
+    settle_interval_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often captures, refunds and releases are posted to the ledger; 0: "
+        "only by `originlive ledger settle`.",
+    )
     reconcile_interval_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from originlive.ledger.models import EntryKind
 from originlive.ledger.service import Entry, Leg
+from tests.logistics.conftest import market, network  # noqa: F401 (fixtures, for settlement)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

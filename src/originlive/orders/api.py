@@ -163,6 +163,22 @@ async def cancel_order(
     return schemas.Order.model_validate(fresh)
 
 
+@router.post(
+    "/orders/{order_id}/confirm-receipt",
+    response_model=schemas.Order,
+    responses={403: {"description": "Not the order's buyer."}},
+)
+async def confirm_receipt(
+    order: VisibleOrder, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.Order:
+    """The buyer has the goods (shipped or delivered): the order is completed. Its money
+    becomes payable to the shop and those who sold it once the after-sales window closes."""
+    await service.confirm_receipt(writer, order=order, actor=user)
+    fresh = await service.get_order(session, order_id=order.id)
+    assert fresh is not None
+    return schemas.Order.model_validate(fresh)
+
+
 @router.get("/shops/{shop_id}/orders", response_model=Page[schemas.Order])
 async def shop_orders(
     shop: OwnedShop,

@@ -1,5 +1,7 @@
 """JSON routes of payments, refunds and provider webhooks."""
 
+from datetime import timedelta
+
 from fastapi import Request, status
 
 from originlive.accounts.deps import CurrentUser
@@ -94,11 +96,16 @@ async def request_refund(
     session: SessionDep,
     writer: Writer,
     user: CurrentUser,
+    request: Request,
 ) -> order_schemas.Order:
-    """The buyer asks the shop for their money back."""
+    """The buyer asks the shop for their money back: once paid, and after receipt until the
+    after-sales window closes."""
     if order.buyer_id != user.id:
         raise NotFound(f"No order {order.id} of yours.")
-    await service.request_refund(writer, order=order, buyer_id=user.id, reason=body.reason)
+    after_sales = timedelta(days=request.app.state.settings.after_sales_days)
+    await service.request_refund(
+        writer, order=order, buyer_id=user.id, reason=body.reason, after_sales=after_sales
+    )
     fresh = await orders.get_order(session, order_id=order.id)
     assert fresh is not None
     return order_schemas.Order.model_validate(fresh)

@@ -6,16 +6,16 @@ not at all.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.errors import Conflict, InvalidInput, NotFound
 from originlive.orders import stock
-from originlive.orders.models import PAID_IN, Order, OrderStatus
+from originlive.orders.models import PAID_IN, Order, OrderEvent, OrderStatus
 from originlive.payments.models import (
     Payment,
     PaymentEvent,
@@ -262,13 +262,28 @@ def refund(
 
 
 def request_refund(
-    conn: Connection, *, order_id: int, buyer_id: int, reason: str, now: datetime
+    conn: Connection,
+    *,
+    order_id: int,
+    buyer_id: int,
+    reason: str,
+    now: datetime,
+    after_sales: timedelta,
 ) -> None:
-    """The buyer asks for their money back; the shop decides with ``refund``."""
+    """The buyer asks for their money back (after receipt, within ``after_sales`` of it); the
+    shop decides with ``refund``."""
+    allowed = [OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
+    received = conn.execute(
+        select(func.max(OrderEvent.created_at)).where(
+            OrderEvent.order_id == order_id, OrderEvent.to_status == OrderStatus.COMPLETED
+        )
+    ).scalar()
+    if received is not None and received > now - after_sales:
+        allowed.append(OrderStatus.COMPLETED)  # the after-sales window is still open
     stock.transition(
         conn,
         order_id=order_id,
-        allowed=(OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED),
+        allowed=allowed,
         to=OrderStatus.REFUND_REQUESTED,
         actor_id=buyer_id,
         now=now,

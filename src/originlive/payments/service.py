@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
@@ -86,10 +87,18 @@ async def get_refund(session: AsyncSession, *, refund_id: int) -> Refund | None:
     return await session.get(Refund, refund_id)
 
 
-async def request_refund(writer: OrderWriter, *, order: Order, buyer_id: int, reason: str) -> None:
-    """The buyer asks for a refund of a paid order."""
+async def request_refund(
+    writer: OrderWriter, *, order: Order, buyer_id: int, reason: str, after_sales: timedelta
+) -> None:
+    """The buyer asks for a refund of a paid order (or a received one, within
+    ``after_sales`` of receipt)."""
     await writer.run(
-        records.request_refund, order_id=order.id, buyer_id=buyer_id, reason=reason, now=utcnow()
+        records.request_refund,
+        order_id=order.id,
+        buyer_id=buyer_id,
+        reason=reason,
+        now=utcnow(),
+        after_sales=after_sales,
     )
 
 

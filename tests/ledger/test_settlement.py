@@ -1,0 +1,231 @@
+"""Settlement: an order's money from capture to release, through refunds, in the ledger.
+
+A paid order of an offer an anchor sells at 10 % commission, delivered through the county's
+network (hub, station, point), is split into pending accounts when settled, released once
+the buyer has confirmed receipt and the after-sales window has closed (the three nodes paid
+their fee out of the shop's part), and a refund takes money back in proportion, before or
+after release. After every run the book verifies and money in equals money held plus money
+paid out.
+"""
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from originlive.db import utcnow
+from originlive.ledger import service as ledger
+from originlive.ledger.models import JournalEntry
+from originlive.ledger.settlement import service as settlement
+from originlive.ledger.settlement import split
+from originlive.orders.models import FlashOffer, OrderEvent
+from tests.conftest import Actor
+from tests.logistics.conftest import Network, scan_id
+
+PRICE = 1990  # the market's offer price, in fen
+POLICY = settlement.Policy(
+    rule=split.SplitRule(platform_fee_bp=500, station_fee_fen=100),
+    auto_confirm=dt.timedelta(days=7),
+    after_sales=dt.timedelta(days=7),
+)
+
+
+async def settle(app: Any, *, days: float = 0) -> settlement.Settled:
+    now = utcnow() + dt.timedelta(days=days)
+    return await settlement.run(app.state.order_writer, policy=POLICY, now=now)
+
+
+async def balances(app: Any) -> dict[str, int]:
+    async with app.state.engine.connect() as conn:
+        return await conn.run_sync(lambda c: ledger.balances(c, prefix=""))
+
+
+async def verified(app: Any) -> ledger.Report:
+    async with app.state.engine.connect() as conn:
+        report = await conn.run_sync(ledger.verify)
+    assert report.ok, report
+    return report
+
+
+async def sold_by_anchor(network: Network, db: AsyncSession, anchor: Actor) -> None:
+    """The network's offer, sold by the anchor under a plan at 10 % (as a line-up does)."""
+    network.offer = await network.market.offer(quantity=50, per_buyer_limit=10)
+    await db.execute(
+        update(FlashOffer)
+        .where(FlashOffer.id == network.offer["id"])
+        .values(anchor_id=anchor.id, plan_id=7, commission_bp=1000)
+    )
+    await db.commit()
+
+
+async def delivered(network: Network, order: dict[str, Any], buyer: Actor) -> None:
+    (parcel,) = await network.ship(order)
+    code = parcel["code"]
+    for who, status in (
+        (network.hub_staff, "picked_up"),
+        (network.hub_staff, "in_transit"),
+        (network.station_staff, "at_node"),
+        (network.station_staff, "in_transit"),
+        (network.point_staff, "at_node"),
+    ):
+        assert (await network.scan(who, code, status)).status_code == 201
+    shelved = await network.scan(network.point_staff, code, "ready_for_pickup", shelf=1, layer=1)
+    assert shelved.status_code == 201
+    client = network.market.client
+    seen = (await client.get(f"/api/v1/parcels/{code}", headers=buyer.headers)).json()
+    body = {"scan_id": scan_id(), "pickup_code": seen["pickup_code"], "collected_by": "王大满"}
+    picked = await client.post(
+        f"/api/v1/parcels/{code}/pickup", json=body, headers=network.point_staff.headers
+    )
+    assert picked.status_code == 200, picked.text
+
+
+async def refund(network: Network, order: dict[str, Any], fen: int) -> None:
+    made = await network.market.client.post(
+        f"/api/v1/orders/{order['id']}/refunds",
+        json={"amount_cents": fen, "reason": "坏了两个"},
+        headers=network.market.merchant.headers,
+    )
+    assert made.status_code == 201, made.text
+
+
+async def test_an_order_s_money_from_capture_to_release_and_a_refund_after(
+    app, network: Network, make_user, db: AsyncSession
+) -> None:
+    anchor, buyer = await make_user("anchor"), await make_user("buyer")
+    await sold_by_anchor(network, db, anchor)
+    order = await network.paid_order(buyer)
+    shop = network.market.shop_id
+
+    assert (await settle(app)).captured == 1
+    pending = {
+        f"shop:{shop}:pending": PRICE - 99 - 199,
+        "platform:pending": 99,  # 5 % of 19.90, rounded down
+        f"anchor:{anchor.id}:pending": 199,  # 10 %
+        "clearing:payments": -PRICE,
+    }
+    assert await balances(app) == pending
+    assert not (await settle(app)).anything  # nothing is posted twice
+
+    await delivered(network, order, buyer)
+    assert not (await settle(app)).anything  # delivered, not confirmed: nothing payable
+    client = network.market.client
+    url = f"/api/v1/orders/{order['id']}/confirm-receipt"
+    assert (await client.post(url, headers=network.market.merchant.headers)).status_code == 403
+    confirmed = await client.post(url, headers=buyer.headers)
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "completed"
+    assert not (await settle(app, days=6)).anything  # the after-sales window is still open
+    assert (await settle(app, days=8)).released == 1
+
+    nodes = (network.hub["id"], network.station["id"], network.point["id"])
+    released = {
+        f"shop:{shop}:available": PRICE - 99 - 199 - 100,
+        "platform:available": 99,
+        f"anchor:{anchor.id}:available": 199,
+        f"station:{nodes[0]}:available": 33,
+        f"station:{nodes[1]}:available": 33,
+        f"station:{nodes[2]}:available": 34,  # nearest the buyer: what does not divide
+        "clearing:payments": -PRICE,
+    }
+    assert {k: v for k, v in (await balances(app)).items() if v} == released
+
+    # A refund after release comes out of the available accounts, commission included; the
+    # stations keep their fees.
+    await refund(network, order, 995)
+    assert (await settle(app, days=8)).refunded == 1
+    after = await balances(app)
+    taken = {k: released[k] - after[k] for k in released if released[k] != after[k]}
+    assert taken == {
+        f"shop:{shop}:available": 838,
+        "platform:available": 52,
+        f"anchor:{anchor.id}:available": 105,
+        "clearing:payments": -995,
+    }
+    report = await verified(app)
+    assert report.money_in == {"CNY": PRICE - 995}
+    assert report.held == {"CNY": PRICE - 995} and report.paid_out == {}
+
+
+async def test_a_refund_before_release_voids_pending_legs_and_the_rest_is_released(
+    app, network: Network, make_user, db: AsyncSession
+) -> None:
+    anchor, buyer = await make_user("anchor"), await make_user("buyer")
+    await sold_by_anchor(network, db, anchor)
+    order = await network.paid_order(buyer, quantity=2)
+    shop = network.market.shop_id
+    await refund(network, order, PRICE)  # one of the two, before anything is settled
+    done = await settle(app)
+    assert (done.captured, done.refunded) == (1, 1)  # the capture first, then its refund
+    held = {k: v for k, v in (await balances(app)).items() if v}
+    # Half of every part went back, commission with it; the odd fen by the largest remainder
+    # (a tie, by name: the platform's).
+    assert held == {
+        f"shop:{shop}:pending": 3383 - 1691,
+        "platform:pending": 199 - 100,
+        f"anchor:{anchor.id}:pending": 398 - 199,
+        "clearing:payments": -PRICE,
+    }
+
+    await delivered(network, order, buyer)
+    confirmed = await network.market.client.post(
+        f"/api/v1/orders/{order['id']}/confirm-receipt", headers=buyer.headers
+    )
+    assert confirmed.status_code == 200
+    assert (await settle(app, days=8)).released == 1
+    after = {k: v for k, v in (await balances(app)).items() if v}
+    assert not any(k.endswith(":pending") for k in after)
+    assert after[f"anchor:{anchor.id}:available"] == 199
+    await verified(app)
+
+
+async def test_a_whole_refund_before_release_leaves_nothing_to_release(
+    app, network: Network, make_user
+) -> None:
+    buyer = await make_user("buyer")
+    order = await network.paid_order(buyer)
+    await settle(app)
+    await refund(network, order, PRICE)
+    assert (await settle(app, days=30)).refunded == 1
+    assert not any((await balances(app)).values())
+    async with app.state.engine.connect() as conn:
+        entries = (await conn.execute(select(func.count()).select_from(JournalEntry))).scalar()
+    assert entries == 2  # the capture and the refund: never released
+    await verified(app)
+
+
+async def test_receipt_is_confirmed_for_the_buyer_after_the_delay(
+    app, network: Network, make_user
+) -> None:
+    buyer = await make_user("buyer")
+    order = await network.paid_order(buyer)
+    await delivered(network, order, buyer)
+    assert (await settle(app, days=6)).confirmed == 0
+    done = await settle(app, days=7.01)
+    assert (done.confirmed, done.released) == (1, 0)  # the after-sales window starts now
+    seen = await network.market.client.get(f"/api/v1/orders/{order['id']}", headers=buyer.headers)
+    assert seen.json()["status"] == "completed"
+    assert seen.json()["events"][-1]["note"] == settlement.AUTO_CONFIRMED
+
+
+@pytest.mark.parametrize("days", [1, 8])
+async def test_a_refund_may_be_asked_for_until_the_after_sales_window_closes(
+    network: Network, make_user, db: AsyncSession, days: int
+) -> None:
+    buyer = await make_user("buyer")
+    order = await network.paid_order(buyer)
+    await delivered(network, order, buyer)
+    client = network.market.client
+    url = f"/api/v1/orders/{order['id']}"
+    assert (await client.post(f"{url}/confirm-receipt", headers=buyer.headers)).is_success
+    await db.execute(  # the receipt, ``days`` ago
+        update(OrderEvent)
+        .where(OrderEvent.order_id == order["id"], OrderEvent.to_status == "completed")
+        .values(created_at=utcnow() - dt.timedelta(days=days))
+    )
+    await db.commit()
+    asked = await client.post(
+        f"{url}/refund-request", json={"reason": "坏果"}, headers=buyer.headers
+    )
+    assert asked.status_code == (200 if days < 7 else 409), asked.text
