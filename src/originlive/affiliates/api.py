@@ -1,18 +1,27 @@
-"""JSON routes of the selection library: shops' plans, the anchors' library, samples."""
+"""JSON routes of the selection library: shops' plans, the anchors' library, samples, and the
+line-ups of anchors' sessions."""
 
 from typing import Annotated
 
 from fastapi import Header, Query, Response, status
 
 from originlive.accounts.deps import CurrentUser
-from originlive.affiliates import samples, schemas, service
-from originlive.affiliates.deps import Anchor, OwnedPlan, ShopSample, VisiblePlan
-from originlive.affiliates.models import CommissionPlan, PlanStatus, SampleRequest, SampleStatus
+from originlive.affiliates import lineup, samples, schemas, service
+from originlive.affiliates.deps import Anchor, OwnedPlan, ShopLineupItem, ShopSample, VisiblePlan
+from originlive.affiliates.models import (
+    CommissionPlan,
+    LineupItem,
+    LineupStatus,
+    PlanStatus,
+    SampleRequest,
+    SampleStatus,
+)
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import OwnedShop
 from originlive.catalog.schemas import Page
 from originlive.db import SessionDep
 from originlive.inputs import MAX_ID
+from originlive.live.deps import RunSession
 from originlive.orders.deps import Writer
 from originlive.routing import Router
 
@@ -38,6 +47,11 @@ async def _plan_view(session: SessionDep, plan: CommissionPlan) -> schemas.Plan:
 
 async def _sample_view(session: SessionDep, sample: SampleRequest) -> schemas.Sample:
     (shown,) = await samples.sample_views(session, [sample])
+    return shown
+
+
+async def _item_view(session: SessionDep, item: LineupItem) -> schemas.LineupItem:
+    (shown,) = await lineup.item_views(session, [item])
     return shown
 
 
@@ -184,3 +198,61 @@ async def ship_sample(
     fresh = await samples.get_sample(session, sample_id=sample.id)
     assert fresh is not None
     return await _sample_view(session, fresh)
+
+
+# Line-ups
+
+
+@router.post(
+    "/sessions/{session_id}/lineup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.LineupItem,
+)
+async def propose(
+    body: schemas.LineupItemCreate,
+    anchor: Anchor,
+    live: RunSession,
+    session: SessionDep,
+    writer: Writer,
+) -> schemas.LineupItem:
+    """Put a product into a session you anchor, under the plan you joined that pays for it
+    now (403 if none): proposed to its shop, or approved at once, its offer open in the
+    session, if the plan approves by itself."""
+    item = await lineup.propose(session, writer, live=live, anchor=anchor, data=body)
+    return await _item_view(session, item)
+
+
+@router.get("/sessions/{session_id}/lineup", response_model=list[schemas.LineupItem])
+async def session_lineup(live: RunSession, session: SessionDep) -> list[schemas.LineupItem]:
+    """The session's line-up, newest first (those who run the session)."""
+    items = await lineup.list_items(session, session_id=live.id)
+    return await lineup.item_views(session, items)
+
+
+@router.get("/shops/{shop_id}/lineup", response_model=list[schemas.LineupItem])
+async def shop_lineup(
+    shop: OwnedShop, session: SessionDep, status: LineupStatus | None = LineupStatus.PROPOSED
+) -> list[schemas.LineupItem]:
+    """Products anchors proposed for their sessions under the shop's plans, newest first:
+    those waiting for an answer unless another ``status`` is asked (its managers)."""
+    items = await lineup.list_items(session, shop_id=shop.id, status=status)
+    return await lineup.item_views(session, items)
+
+
+@router.post("/lineup/{item_id}/approve", response_model=schemas.LineupItem)
+async def approve_lineup_item(
+    item: ShopLineupItem, session: SessionDep, writer: Writer, user: CurrentUser
+) -> schemas.LineupItem:
+    """Take the product into the anchor's session: its offer opens there, at the rate of the
+    plan paying the anchor now; 409 if already decided."""
+    fresh = await lineup.approve(session, writer, item=item, actor=user)
+    return await _item_view(session, fresh)
+
+
+@router.post("/lineup/{item_id}/reject", response_model=schemas.LineupItem)
+async def reject_lineup_item(
+    item: ShopLineupItem, session: SessionDep, user: CurrentUser
+) -> schemas.LineupItem:
+    """Turn the product down for the session; 409 if already decided."""
+    await lineup.reject(session, item=item, actor=user)
+    return await _item_view(session, item)

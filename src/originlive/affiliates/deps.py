@@ -4,6 +4,7 @@ an anchor its own selections): one dependency per rule.
 A shop's managers (its owner, operators) reach its plans and the samples asked of it. An
 anchor sees the plans offered to them (open ones, and targeted ones naming them) and their
 own sample requests; anything else is a 404, so a targeted plan's id gives nothing away.
+A line-up item proposed to a shop is its managers' to decide, and a 404 to anyone else.
 """
 
 from typing import Annotated
@@ -13,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser
 from originlive.accounts.models import Role, User
-from originlive.affiliates import samples, service
-from originlive.affiliates.models import CommissionPlan, SampleRequest
+from originlive.affiliates import lineup, samples, service
+from originlive.affiliates.models import CommissionPlan, LineupItem, SampleRequest
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
@@ -78,7 +79,19 @@ async def get_shop_sample(
     return sample
 
 
+async def get_shop_lineup_item(
+    item_id: RowId, session: SessionDep, user: CurrentUser
+) -> LineupItem:
+    """The line-up item if the caller manages the shop of its plan; else 404."""
+    item = await lineup.get_item(session, item_id=item_id)
+    plan = await service.get_plan(session, plan_id=item.plan_id) if item else None
+    if item is None or plan is None or not await _manages(session, user, plan.shop_id):
+        raise NotFound(f"No line-up item {item_id} proposed to a shop you manage.")
+    return item
+
+
 Anchor = Annotated[User, Depends(get_anchor)]
 VisiblePlan = Annotated[CommissionPlan, Depends(get_visible_plan)]
 OwnedPlan = Annotated[CommissionPlan, Depends(get_owned_plan)]
 ShopSample = Annotated[SampleRequest, Depends(get_shop_sample)]
+ShopLineupItem = Annotated[LineupItem, Depends(get_shop_lineup_item)]

@@ -7,6 +7,10 @@ product (``commission_plan_products`` lists them), and is open to every anchor o
 at the anchors it names (``commission_plan_anchors``). An anchor earns under a plan only
 once they have joined it (``plan_memberships``). ``service.effective_plan`` says which plan
 pays for a sale.
+
+An anchor puts a product of such a shop into a session they anchor (``lineup_items``); once
+the shop approves it (or the plan does, ``auto_approve``), it is a flash offer in the session
+that carries the plan and its rate at that moment.
 """
 
 import enum
@@ -50,6 +54,12 @@ class SampleStatus(enum.StrEnum):
     APPROVED = "approved"  # a free order is on its way to the anchor
     REJECTED = "rejected"
     SHIPPED = "shipped"
+
+
+class LineupStatus(enum.StrEnum):
+    PROPOSED = "proposed"  # waiting for the shop
+    APPROVED = "approved"  # its flash offer is open in the session
+    REJECTED = "rejected"
 
 
 # The states of a request still open: an anchor has at most one per product.
@@ -168,3 +178,36 @@ class SampleRequest(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LineupItem(Base):
+    """A product an anchor proposes for a session's line-up, under the plan paying them for
+    it then; once approved, ``offer_id`` is the flash offer selling it in the session and
+    ``rate_bp`` the plan's rate at that moment, which its order lines carry."""
+
+    __tablename__ = "lineup_items"
+    __table_args__ = (
+        CheckConstraint("price_cents > 0", name="price_positive"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("per_buyer_limit > 0", name="limit_positive"),
+        CheckConstraint(f"rate_bp >= 0 AND rate_bp <= {MAX_RATE_BP}", name="rate_within_bounds"),
+        Index("ix_lineup_items_session_id", "session_id"),
+        Index("ix_lineup_items_plan_id_status", "plan_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("commission_plans.id", ondelete="CASCADE"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"))
+    price_cents: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    per_buyer_limit: Mapped[int] = mapped_column(Integer)
+    status: Mapped[LineupStatus] = mapped_column(
+        text_enum(LineupStatus, length=16), default=LineupStatus.PROPOSED
+    )
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("flash_offers.id", ondelete="SET NULL"))
+    rate_bp: Mapped[int | None] = mapped_column(Integer)  # the plan's, when it was approved
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who approved or turned it down; None for the plan itself (auto_approve).
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

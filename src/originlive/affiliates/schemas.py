@@ -1,4 +1,4 @@
-"""API shapes of the selection library: plans, the library's products, samples."""
+"""API shapes of the selection library: plans, the library's products, samples, line-ups."""
 
 import datetime as dt
 from typing import Annotated
@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from originlive.affiliates.models import (
     MAX_RATE_BP,
+    LineupStatus,
     PlanKind,
     PlanScope,
     PlanStatus,
@@ -150,3 +151,40 @@ class Sample(BaseModel):
     order_status: OrderStatus | None = None
     created_at: dt.datetime
     decided_at: dt.datetime | None
+
+
+class LineupItemCreate(_Input):
+    """A product for a session's line-up: the SKU, and the offer the anchor means to open."""
+
+    sku_id: Id
+    price_cents: Annotated[int, Field(strict=True, ge=1, le=10**11)] = Field(
+        description="The live price in fen: above 0."
+    )
+    quantity: Annotated[int, Field(strict=True, ge=1, le=10**7)] = Field(
+        description="Units to take from the SKU's stock once approved."
+    )
+    per_buyer_limit: Annotated[int, Field(strict=True, ge=1, le=999)] = 1
+
+
+class LineupItem(BaseModel):
+    """A product in a session's line-up; once approved, ``offer_id`` sells it in the session
+    and ``rate_bp`` is the plan's rate at that moment."""
+
+    id: int
+    session_id: int
+    anchor_id: int
+    plan_id: int
+    shop_id: int
+    shop_name: str
+    product_id: int
+    sku_id: int
+    title: str
+    price_cents: int
+    quantity: int
+    per_buyer_limit: int
+    status: LineupStatus
+    offer_id: int | None
+    rate_bp: int | None
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: int | None

@@ -43,6 +43,7 @@ from originlive.affiliates.models import (
     CommissionPlan,
     CommissionPlanAnchor,
     CommissionPlanProduct,
+    LineupItem,
     PlanKind,
     PlanMembership,
     PlanScope,
@@ -245,10 +246,10 @@ async def audit(
     *,
     actor: User,
     action: str,
-    target: CommissionPlan | SampleRequest,
+    target: CommissionPlan | SampleRequest | LineupItem,
     **detail: Any,
 ) -> None:
-    """Record what an operator did to a plan or a sample request (invariant 7)."""
+    """Record what an operator did to a plan, a sample request or a line-up item (invariant 7)."""
     await accounts.record_operator_act(
         session, actor=actor, action=action, target_type=target.__tablename__,
         target_id=target.id, detail=detail,

@@ -9,13 +9,13 @@ from fastapi import Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, OptionalUser
-from originlive.accounts.models import User
+from originlive.accounts.models import Role, User
 from originlive.catalog import service as catalog
 from originlive.catalog.api import Limit, Offset
 from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.schemas import Page, RegionCode
 from originlive.db import SessionDep
-from originlive.errors import InvalidInput, NotFound
+from originlive.errors import Forbidden, InvalidInput, NotFound
 from originlive.live import control, schemas, service
 from originlive.live.deps import (
     RoomHub,
@@ -47,7 +47,7 @@ async def _views(
 ) -> list[schemas.LiveSession]:
     """The sessions as the caller may see them, with three queries for all of them."""
     ids = [live.id for live in lives]
-    shops = await service.shops_of(session, lives)
+    hosts = await service.hosts_of(session, lives)
     offers: dict[int, list[Offer]] = {i: [] for i in ids}
     for offer in await service.offers_of(session, session_ids=ids):
         assert offer.live_session_id is not None
@@ -56,13 +56,15 @@ async def _views(
     settings = request.app.state.settings
     views: list[schemas.LiveSession] = []
     for live in lives:
-        shop = shops[live.shop_id]
+        host = hosts[live.id]
+        shop = host.shop
         fields: dict[str, Any] = {
             "id": live.id,
             "shop_id": live.shop_id,
-            "shop_name": shop.name,
-            "region_code": shop.region_code,
+            "shop_name": shop.name if shop else None,
+            "region_code": shop.region_code if shop else None,
             "anchor_id": live.anchor_id,
+            "anchor_name": host.anchor_name,
             "title": live.title,
             "description": live.description,
             "cover_url": live.cover_url,
@@ -104,10 +106,15 @@ async def _views(
 async def create_session(
     body: schemas.LiveSessionCreate, request: Request, session: SessionDep, user: CurrentUser
 ) -> schemas.LiveSession:
-    """Schedule a session of a shop you manage; you are its anchor."""
-    shop = await catalog.get_shop(session, shop_id=body.shop_id)
-    if shop is None or not can_manage(user, shop):
-        raise InvalidInput(f"No shop {body.shop_id} that you manage.", field="shop_id")
+    """Schedule a session of a shop you manage, or (no ``shop_id``) your own as an anchor,
+    selling through its line-up; you are its anchor."""
+    shop = None
+    if body.shop_id is not None:
+        shop = await catalog.get_shop(session, shop_id=body.shop_id)
+        if shop is None or not can_manage(user, shop):
+            raise InvalidInput(f"No shop {body.shop_id} that you manage.", field="shop_id")
+    elif not user.has_role(Role.ANCHOR):
+        raise Forbidden("Only anchors run sessions of their own; name a shop you manage.")
     live = await service.create_session(session, shop=shop, anchor=user, data=body)
     return await _view(request, session, live, user)
 

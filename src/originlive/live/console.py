@@ -131,16 +131,9 @@ async def _control_page(
     flash: str | None = None,
 ) -> Response:
     shop = await shop_of(session, live)
-    products, _total = await catalog.search_products(
-        session, shop_id=shop.id, public=False, limit=100, offset=0
-    )
-    skus = [
-        (sku.id, f"{product.title} · {sku.name} ({_('%(n)s in stock', n=sku.stock)})")
-        for product in products
-        for sku in product.skus
-    ]
     context = {
-        "shop": shop, "live": live, "tab": "live", "htmx": static_url(HTMX), "skus": skus,
+        "shop": shop, "live": live, "tab": "live", "htmx": static_url(HTMX),
+        "skus": await _skus(session, shop),
         "ingest_url": request.app.state.settings.ingest_url,
         "values": values or {"quantity": "", "per_buyer_limit": "1", "pin": "on"},
         "errors": errors or {}, "message": message, "flash": flash,
@@ -148,6 +141,21 @@ async def _control_page(
     }  # fmt: skip
     status = 422 if errors else 409 if message else 200
     return render(request, "live/console/control.html", context, status_code=status)
+
+
+async def _skus(session: SessionDep, shop: Shop | None) -> list[tuple[int, str]]:
+    """What the session may put on sale by hand: its shop's SKUs (an anchor's own session
+    sells through its line-up instead)."""
+    if shop is None:
+        return []
+    products, _total = await catalog.search_products(
+        session, shop_id=shop.id, public=False, limit=100, offset=0
+    )
+    return [
+        (sku.id, f"{product.title} · {sku.name} ({_('%(n)s in stock', n=sku.stock)})")
+        for product in products
+        for sku in product.skus
+    ]
 
 
 async def _sales(session: SessionDep, live: LiveSession) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts.deps import CurrentUser, OptionalUser
-from originlive.accounts.models import User
+from originlive.accounts.models import Role, User
 from originlive.catalog import service as catalog
 from originlive.catalog.deps import RowId, can_manage
-from originlive.catalog.models import Shop, ShopStatus
+from originlive.catalog.models import Shop
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
 from originlive.live import service
@@ -28,27 +28,33 @@ def get_hub(request: Request) -> Hub:
 RoomHub = Annotated[Hub, Depends(get_hub)]
 
 
-async def shop_of(session: AsyncSession, live: LiveSession) -> Shop:
-    """The session's shop (a foreign key keeps it)."""
+async def shop_of(session: AsyncSession, live: LiveSession) -> Shop | None:
+    """The session's shop (a foreign key keeps it); None for an anchor's own session."""
+    if live.shop_id is None:
+        return None
     shop = await catalog.get_shop(session, shop_id=live.shop_id)
     assert shop is not None
     return shop
 
 
-def can_run(user: User | None, live: LiveSession, shop: Shop) -> bool:
-    """The anchor runs the session; so do the shop's managers and operators."""
-    return user is not None and (user.id == live.anchor_id or can_manage(user, shop))
+def can_run(user: User | None, live: LiveSession, shop: Shop | None) -> bool:
+    """The anchor runs the session; so do operators, and the managers of its shop if any."""
+    if user is None:
+        return False
+    if shop is None:
+        return user.id == live.anchor_id or user.has_role(Role.OPERATOR)
+    return user.id == live.anchor_id or can_manage(user, shop)
 
 
 async def get_visible_session(
     session_id: RowId, session: SessionDep, user: OptionalUser
 ) -> LiveSession:
-    """The session if its shop is approved or the caller runs it; else 404."""
+    """The session if anyone may see it (``service.shows``) or the caller runs it; else 404."""
     live = await service.get_session(session, session_id=session_id)
     if live is None:
         raise NotFound(f"No live session {session_id}.")
     shop = await shop_of(session, live)
-    if shop.status != ShopStatus.APPROVED and not can_run(user, live, shop):
+    if not service.shows(shop) and not can_run(user, live, shop):
         raise NotFound(f"No live session {session_id}.")
     return live
 

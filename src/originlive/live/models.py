@@ -21,7 +21,8 @@ class SanctionKind(enum.StrEnum):
 
 
 class LiveSession(Base):
-    """A broadcast of a shop by its anchor: scheduled, then live, then ended."""
+    """A broadcast by its anchor, of a shop's goods or (no shop) of the goods of the shops
+    whose plans the anchor joined, through its line-up: scheduled, then live, then ended."""
 
     __tablename__ = "live_sessions"
     __table_args__ = (
@@ -31,7 +32,7 @@ class LiveSession(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id"))  # None: the anchor's own
     anchor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     title: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(String(2000), default="")

@@ -22,7 +22,7 @@ from originlive.errors import NotFound, OriginliveError
 from originlive.inputs import MAX_ID
 from originlive.live import control, schemas, service
 from originlive.live.api import Seq
-from originlive.live.deps import RoomHub, RunSession, shop_of
+from originlive.live.deps import RoomHub, RunSession
 from originlive.live.models import LiveSession, SanctionKind, SessionStatus
 from originlive.live.rooms import Hub
 from originlive.routing import Router
@@ -72,9 +72,9 @@ async def sessions(
     lives, total = await service.list_sessions(
         session, statuses=statuses, region_code=None, limit=SESSIONS_PAGE, offset=offset
     )
-    shops = await service.shops_of(session, lives)
+    hosts = await service.hosts_of(session, lives)
     context = {
-        "sessions": [(live, shops[live.shop_id], await _viewers(hub, live)) for live in lives],
+        "sessions": [(live, hosts[live.id], await _viewers(hub, live)) for live in lives],
         "page": page,
         "has_next": page * SESSIONS_PAGE < total and page < MAX_PAGE,
     }
@@ -104,7 +104,7 @@ async def _room(
     sanctions = await service.sanctions(session, session_id=live.id)
     context = {
         "live": live,
-        "shop": await shop_of(session, live),
+        "host": await service.host_of(session, live),
         "viewers": await _viewers(hub, live),
         "comments": comments[:COMMENTS_PAGE],
         "older": comments[COMMENTS_PAGE - 1].seq if len(comments) > COMMENTS_PAGE else None,

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from originlive.db import SessionDep
 from originlive.live import service
-from originlive.live.deps import VisibleSession, shop_of
+from originlive.live.deps import VisibleSession
 from originlive.live.models import LiveSession
 from originlive.live.rooms import offer_event
 from originlive.orders.models import FlashOffer
@@ -30,19 +30,20 @@ async def room(
 
     The page is whole without JavaScript (the session, its pinned offer); the room's socket
     brings it to life. hls.js is fetched only by browsers that cannot play HLS themselves."""
-    shop = await shop_of(session, live)
+    host = await service.host_of(session, live)
     offers = await service.offers_of(session, session_ids=[live.id])
     pinned = next((o for o in offers if o.id == live.pinned_offer_id), None)
     context: dict[str, Any] = {
         "live": live,
-        "shop": shop,
+        "host": host,
         "pinned": offer_event(pinned) if pinned is not None else None,
         "playback_url": f"/media/hls/{live.id}/index.m3u8",
         "room_url": f"/ws/live/{live.id}",
         "hls_js": static_url(HLS_JS),
     }
     # Every viewer of the room sees the same page but for who they are (web.pagecache).
-    shared = Shared(tags=(f"session:{live.id}", f"shop:{shop.id}"))
+    shop_tag = (f"shop:{live.shop_id}",) if live.shop_id is not None else ()
+    shared = Shared(tags=(f"session:{live.id}", *shop_tag))
     return render(request, "live/room.html", context, shared=shared)
 
 

@@ -31,7 +31,11 @@ ScheduledAt = Annotated[
 
 
 class LiveSessionCreate(_Input):
-    shop_id: Id
+    shop_id: Id | None = Field(
+        default=None,
+        description="A shop you manage; left out, the session is your own as an anchor, "
+        "carrying the goods of the plans you joined through its line-up.",
+    )
     title: Title
     description: Description = ""
     cover_url: CoverUrl | None = None
@@ -55,10 +59,13 @@ class LiveSession(BaseModel):
     """A session as anyone sees it."""
 
     id: int
-    shop_id: int
-    shop_name: str
-    region_code: str = Field(description="The shop's region: where the goods come from.")
+    shop_id: int | None = Field(description="None for an anchor's own session.")
+    shop_name: str | None
+    region_code: str | None = Field(
+        description="The shop's region: where the goods come from (None: no shop)."
+    )
     anchor_id: int
+    anchor_name: str = ""
     title: str
     description: str
     cover_url: str | None

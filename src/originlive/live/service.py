@@ -6,6 +6,7 @@ published by the routes once it has committed (``rooms.Hub``).
 
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,12 +49,33 @@ async def get_session(session: AsyncSession, *, session_id: int) -> LiveSession 
     return await session.get(LiveSession, session_id, populate_existing=True)
 
 
+def shows(shop: Shop | None) -> bool:
+    """Whether anyone may see a session of this shop (None: an anchor's own): its shop is
+    approved, or it has none."""
+    return shop is None or shop.status == ShopStatus.APPROVED
+
+
+def _shown() -> ColumnElement[bool]:
+    """:func:`shows` in SQL, for a query joined to the session's shop (outer)."""
+    return or_(LiveSession.shop_id.is_(None), Shop.status == ShopStatus.APPROVED)
+
+
+@dataclass(frozen=True)
+class Host:
+    """Whose session it is, as pages and the API name it: its shop, or (an anchor's own
+    session) its anchor."""
+
+    name: str
+    anchor_name: str
+    shop: Shop | None
+
+
 async def create_session(
-    session: AsyncSession, *, shop: Shop, anchor: User, data: schemas.LiveSessionCreate
+    session: AsyncSession, *, shop: Shop | None, anchor: User, data: schemas.LiveSessionCreate
 ) -> LiveSession:
-    """Schedule a session of the shop with the caller as its anchor."""
+    """Schedule a session of the shop (None: the anchor's own) with the caller as its anchor."""
     live = LiveSession(
-        shop_id=shop.id,
+        shop_id=shop.id if shop is not None else None,
         anchor_id=anchor.id,
         title=data.title,
         description=data.description,
@@ -89,12 +111,13 @@ async def list_sessions(
     limit: int,
     offset: int,
 ) -> tuple[Sequence[LiveSession], int]:
-    """Sessions of approved shops in those states, in a region's subtree if one is given:
-    live ones first (newest first), then upcoming (soonest first), then ended."""
+    """Sessions anyone may see (:func:`shows`) in those states, in a region's subtree if one is
+    given (sessions of its shops: an anchor's own carries goods from anywhere): live ones
+    first (newest first), then upcoming (soonest first), then ended."""
     query = (
         select(LiveSession)
-        .join(Shop, Shop.id == LiveSession.shop_id)
-        .where(Shop.status == ShopStatus.APPROVED, LiveSession.status.in_(statuses))
+        .outerjoin(Shop, Shop.id == LiveSession.shop_id)
+        .where(_shown(), LiveSession.status.in_(statuses))
     )
     if region_code is not None:
         region = await regions.get_or_404(session, code=region_code, field="region")
@@ -159,10 +182,30 @@ async def rotate_stream_key(session: AsyncSession, *, live: LiveSession) -> Live
 
 
 async def shops_of(session: AsyncSession, lives: Iterable[LiveSession]) -> dict[int, Shop]:
-    """The shops of these sessions, by id."""
-    ids = {live.shop_id for live in lives}
+    """The shops of these sessions (anchors' own have none), by id."""
+    ids = {live.shop_id for live in lives if live.shop_id is not None}
     rows = await session.scalars(select(Shop).where(Shop.id.in_(ids)))
     return {shop.id: shop for shop in rows}
+
+
+async def hosts_of(session: AsyncSession, lives: Iterable[LiveSession]) -> dict[int, Host]:
+    """Whose each of these sessions is, by session id."""
+    lives = list(lives)
+    shops = await shops_of(session, lives)
+    anchor_ids = {live.anchor_id for live in lives}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(anchor_ids)))
+    names: dict[int, str] = {user_id: name for user_id, name in rows}
+    hosts: dict[int, Host] = {}
+    for live in lives:
+        shop = shops[live.shop_id] if live.shop_id is not None else None
+        anchor_name = names.get(live.anchor_id, "")
+        hosts[live.id] = Host(shop.name if shop else anchor_name, anchor_name, shop)
+    return hosts
+
+
+async def host_of(session: AsyncSession, live: LiveSession) -> Host:
+    """Whose the session is."""
+    return (await hosts_of(session, [live]))[live.id]
 
 
 async def live_of_shop(session: AsyncSession, *, shop_id: int) -> Sequence[LiveSession]:
@@ -180,6 +223,16 @@ async def pinning_product(session: AsyncSession, *, product_id: int) -> Sequence
         .join(FlashOffer, FlashOffer.id == LiveSession.pinned_offer_id)
         .join(Sku, Sku.id == FlashOffer.sku_id)
         .where(Sku.product_id == product_id)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def pinning_shop(session: AsyncSession, *, shop_id: int) -> Sequence[LiveSession]:
+    """The sessions whose pinned offer sells the shop's goods (anchors' own among them)."""
+    query = (
+        select(LiveSession)
+        .join(FlashOffer, FlashOffer.id == LiveSession.pinned_offer_id)
+        .where(FlashOffer.shop_id == shop_id)
     )
     return (await session.scalars(query)).all()
 
@@ -466,6 +519,8 @@ async def replay(session: AsyncSession, *, live: LiveSession) -> list[schemas.Re
 
 
 async def is_public(session: AsyncSession, *, live: LiveSession) -> bool:
-    """Whether anyone may see the session: its shop is approved."""
-    shop_status = await session.scalar(select(Shop.status).where(Shop.id == live.shop_id))
-    return shop_status == ShopStatus.APPROVED
+    """Whether anyone may see the session (:func:`shows`)."""
+    if live.shop_id is None:
+        return shows(None)
+    shop = await catalog.get_shop(session, shop_id=live.shop_id)
+    return shop is not None and shows(shop)

@@ -79,6 +79,8 @@ async def session_manifest(
     """The session's pick list, orders to pack by destination, and its hubs' and stations'
     manifests (the shop's managers and operators: its anchor alone sees no buyers)."""
     shop = await shop_of(session, live)
+    if shop is None:  # its shops each see their own orders
+        raise Forbidden(f"Live session {live.id} is an anchor's own: it has no shop's orders.")
     if not can_manage(user, shop):
         raise Forbidden(f"Only the managers of shop {shop.id} see its orders.")
     manifest = await manifests.read_session(

@@ -11,9 +11,10 @@ import contextlib
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from originlive.accounts.models import User
 from originlive.catalog.models import Shop
 from originlive.live.models import LiveSession, SessionStatus
 from originlive.media.ffmpeg import Process
@@ -77,8 +78,10 @@ class DemoBroadcast:
         """Start an encoder for each live session."""
         async with self.sessionmaker() as session:
             rows = await session.execute(
-                select(LiveSession.id, Shop.name)
-                .join(Shop, Shop.id == LiveSession.shop_id)
+                # The shop's name, or the anchor's on a session of their own.
+                select(LiveSession.id, func.coalesce(Shop.name, User.display_name))
+                .outerjoin(Shop, Shop.id == LiveSession.shop_id)
+                .join(User, User.id == LiveSession.anchor_id)
                 .where(LiveSession.status == SessionStatus.LIVE)
             )
             lives = rows.all()

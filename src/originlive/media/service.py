@@ -7,9 +7,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from originlive.catalog import service as catalog
-from originlive.catalog.models import ShopStatus
 from originlive.db import utcnow
+from originlive.live import service as live_service
 from originlive.live.models import LiveSession, SessionStatus
 
 
@@ -22,8 +21,7 @@ async def publishable(session: AsyncSession, *, stream_key: str) -> LiveSession 
         return "unknown stream key"
     if live.status == SessionStatus.ENDED:
         return "the session has ended"
-    shop = await catalog.get_shop(session, shop_id=live.shop_id)
-    if shop is None or shop.status != ShopStatus.APPROVED:
+    if not await live_service.is_public(session, live=live):
         return "the shop is not approved yet"
     return live
 

@@ -38,13 +38,14 @@ async def home(
     lives, _ = await live.list_sessions(
         session, statuses=statuses, region_code=region or None, limit=LIVE_ON_HOME, offset=0
     )
-    shops = await live.shops_of(session, lives)
+    hosts = await live.hosts_of(session, lives)
+    shops = {s.shop_id for s in lives if s.shop_id is not None}  # anchors' own have none
     followed: set[int] = set()
-    if viewer is not None and lives:
+    if viewer is not None and shops:
         followed = await catalog.followed_among(session, user_id=viewer.id, shop_ids=shops)
     # The shops one follows come first, each group in the listing's order (sorted is stable).
     ordered = sorted(lives, key=lambda s: s.shop_id not in followed)
-    sessions = [(s, shops[s.shop_id], s.shop_id in followed) for s in ordered]
+    sessions = [(s, hosts[s.id], s.shop_id in followed) for s in ordered]
     context |= {"image_url": storage.url, "lives": sessions}
     # The same for every viewer who follows none of the shops shown (web.pagecache); the
     # cache's viewers carry what they follow.
