@@ -76,11 +76,12 @@ def capture(rng: random.Random, n: int) -> Entry:
     return Entry(EntryKind.CAPTURE, f"order:{n}", f"capture:order:{n}", tuple(legs), NOW)
 
 
-def filler(rng: random.Random, n: int) -> Entry:
-    """Two legs, at a moment of the past year: the hot account's history."""
+def filler(n: int, count: int, rng: random.Random) -> Entry:
+    """Two legs, the ``n``th of ``count`` moments of the past year: the hot account's history,
+    written in the order it happened."""
     amount = rng.randrange(100, 10_000)
     legs = (Leg(HOT, -amount), Leg(f"shop:{rng.randrange(1, SHOPS + 1)}:pending", amount))
-    at = NOW - timedelta(seconds=rng.randrange(365 * 86_400))
+    at = NOW - timedelta(days=365) * (1 - n / count)
     return Entry(EntryKind.CAPTURE, f"fill:{n}", f"fill:{n}", legs, at)
 
 
@@ -117,7 +118,8 @@ def fill(run: Run, hot_postings: int, already: int, batch: int) -> float:
     rng = random.Random(2)
     started = time.perf_counter()
     for start in range(already, hot_postings, batch):
-        run(service.post, [filler(rng, n) for n in range(start, min(start + batch, hot_postings))])
+        stop = min(start + batch, hot_postings)
+        run(service.post, [filler(n, hot_postings, rng) for n in range(start, stop)])
     return time.perf_counter() - started
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, text
+from sqlalchemy import Connection, and_, func, or_, select, text, union_all
 
 from originlive import rawsql
 from originlive.db import utcnow
@@ -369,7 +369,7 @@ def balances(
         AccountTotal.currency == currency, *_which(AccountTotal.account, accounts, prefix)
     )
     if as_of is None:
-        queries = [totals.where(AccountTotal.span == Span.DAY)]
+        query: Any = totals.where(AccountTotal.span == Span.DAY).group_by(AccountTotal.account)
     else:
         # The days before as_of's, the hours of its day before its hour, and the postings of
         # its hour up to it.
@@ -384,11 +384,13 @@ def balances(
             Posting.currency == currency,
             *_which(Posting.account, accounts, prefix),
         )
-        queries = [totals.where(or_(days, hours)), last]
+        query = union_all(  # one round trip
+            totals.where(or_(days, hours)).group_by(AccountTotal.account),
+            last.group_by(Posting.account),
+        )
     found = dict.fromkeys(accounts or (), 0)
-    for query in queries:
-        for account, amount in conn.execute(query.group_by(query.selected_columns[0])):
-            found[account] = found.get(account, 0) + int(amount)
+    for account, amount in conn.execute(query):
+        found[account] = found.get(account, 0) + int(amount)
     return found
 
 
