@@ -9,6 +9,7 @@ paid out.
 """
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from originlive.ledger.models import JournalEntry
 from originlive.ledger.settlement import service as settlement
 from originlive.ledger.settlement import split
 from originlive.orders.models import FlashOffer, OrderEvent
+from tests.accounts.test_pages import login
 from tests.conftest import Actor
 from tests.logistics.conftest import Network, scan_id
 
@@ -229,3 +231,30 @@ async def test_a_refund_may_be_asked_for_until_the_after_sales_window_closes(
         f"{url}/refund-request", json={"reason": "坏果"}, headers=buyer.headers
     )
     assert asked.status_code == (200 if days < 7 else 409), asked.text
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+async def test_the_buyer_s_order_page_shows_where_the_money_goes(
+    app, network: Network, make_user, db: AsyncSession, lang: str
+) -> None:
+    anchor, buyer = await make_user("anchor"), await make_user("buyer")
+    await sold_by_anchor(network, db, anchor)
+    order = await network.paid_order(buyer)
+    client = network.market.client
+    assert (await login(client, buyer.email)).status_code == 303
+    headers = {"Accept-Language": lang}
+    estimated = await client.get(f"/orders/{order['id']}", headers=headers)
+    assert estimated.status_code == 200
+    await settle(app)
+    page = await client.get(f"/orders/{order['id']}", headers=headers)
+    shown = _money_lines(page.text)
+    # Of ¥19.90: the anchor's 10 %, one parcel's fee to the stations, the platform's 5 %.
+    assert "¥15.92" in shown["shop"] and "¥1.99" in shown["anchor"], shown
+    assert "¥1.00" in shown["stations"] and "¥0.99" in shown["platform"], shown
+    word = {"en": "Where your money goes", "zh-CN": "您的钱去了哪里"}[lang]
+    assert word in page.text
+    assert _money_lines(estimated.text) == shown  # the estimate before settlement said the same
+
+
+def _money_lines(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<li id="money-(\w+)">([^<]*)</li>', page))

@@ -154,7 +154,10 @@ async def order_page(
     # Its parcels' ways and timelines, and the pick-up code of one waiting at its village
     # point: where the buyer looks first.
     parcels = await delivery.shown_parcels(session, order=order, as_buyer=True)
-    return render(request, "payments/order.html", {"order": order, "parcels": parcels})
+    # Panels of the features above this one (the ledger's: where the money goes).
+    panels = [await panel(request, session, order) for panel in request.app.state.order_panels]
+    context = {"order": order, "parcels": parcels, "panels": panels}
+    return render(request, "payments/order.html", context)
 
 
 @router.get("/orders", response_class=HTMLResponse)

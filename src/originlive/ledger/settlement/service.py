@@ -449,3 +449,66 @@ async def run_forever(writer: Runner, *, policy: Policy, interval_seconds: float
         except Exception:
             log.exception("settlement run failed")
         await asyncio.sleep(interval_seconds)
+
+
+# What the buyer is shown
+
+
+@dataclass(frozen=True)
+class MoneyParts:
+    """Where an order's money goes, in fen: what the split gave each party when the payment
+    was captured (or will give, while it is not), and the delivery nodes' fees out of the
+    shop's part (an estimate of one parcel's until the release pays them)."""
+
+    total: int
+    shop: int
+    platform: int
+    coop: int
+    anchors: int
+    stations: int
+    settled: bool  # taken from the ledger, not estimated
+
+
+def where_money_goes(
+    conn: Connection, *, order_id: int, shop_id: int, total_fen: int, policy: Policy
+) -> MoneyParts:
+    held: dict[Holder, int] = defaultdict(int)
+    stations: int | None = None
+    for kind, name, fen in _query(
+        conn,
+        "SELECT j.kind, p.account, p.amount_fen FROM journal_entries AS j"
+        " JOIN postings AS p ON p.entry_id = j.id WHERE j.ref = :ref AND j.kind IN (:c, :r)",
+        ref=ref(order_id),
+        c=EntryKind.CAPTURE.value,
+        r=EntryKind.RELEASE.value,
+    ).fetchall():
+        holder = parse(name).holder
+        if kind == EntryKind.CAPTURE.value and name != split.CLEARING:
+            held[holder] += int(fen)
+        elif kind == EntryKind.RELEASE.value and holder is Holder.STATION:
+            stations = (stations or 0) + int(fen)
+    rule = rules_of(conn, [shop_id], policy.rule)[shop_id]
+    settled = bool(held)
+    if not settled:
+        shares = split.shares(
+            total_fen=total_fen, lines=_lines(conn, [order_id])[order_id], rule=rule
+        )
+        held.update(
+            {
+                Holder.SHOP: shares.shop,
+                Holder.PLATFORM: shares.platform,
+                Holder.COOP: shares.coop,
+                Holder.ANCHOR: sum(shares.anchors.values()),
+            }
+        )
+    if stations is None:
+        stations = min(rule.station_fee_fen, max(held[Holder.SHOP], 0))
+    return MoneyParts(
+        total=total_fen,
+        shop=held[Holder.SHOP] - stations,
+        platform=held[Holder.PLATFORM],
+        coop=held[Holder.COOP],
+        anchors=held[Holder.ANCHOR],
+        stations=stations,
+        settled=settled,
+    )
