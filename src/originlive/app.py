@@ -38,6 +38,7 @@ from originlive.catalog import pages as catalog_pages
 from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
+from originlive.ledger import pages as ledger_pages
 from originlive.ledger.settlement import service as settlement
 from originlive.live import api as live_api
 from originlive.live import console as live_console
@@ -131,6 +132,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_viewers = viewers = SessionViewers(reader)
     pages.on_forget.append(viewers.forget_users)
     app.state.order_writer = writer = create_order_writer(settings.resolved_database_url)
+    # What features above payments add to the buyer's order page (payments/buy.py).
+    app.state.order_panels = [ledger_pages.money_panel]
     broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
     banned = settings.banned_words_file or moderation.DEFAULT_LIST
     app.state.hub = hub = Hub(
