@@ -154,13 +154,13 @@ async def _verify_ledger(settings: Settings) -> "Report":
         await engine.dispose()
 
 
-async def _settle(settings: Settings) -> None:
+async def _settle(settings: Settings, batch: int) -> None:
     from originlive.batching import create_order_writer
     from originlive.ledger.settlement import service as settlement
 
     writer = create_order_writer(settings.resolved_database_url)
     try:
-        done = await settlement.run(writer, policy=settlement.policy_of(settings))
+        done = await settlement.run(writer, policy=settlement.policy_of(settings), limit=batch)
     finally:
         await writer.close()
     print(
@@ -171,7 +171,7 @@ async def _settle(settings: Settings) -> None:
 
 def _ledger(settings: Settings, args: argparse.Namespace) -> None:
     if args.ledger_command == "settle":
-        asyncio.run(_settle(settings))
+        asyncio.run(_settle(settings, args.batch))
         return
     report = asyncio.run(_verify_ledger(settings))
     if not report.ok:  # exit status 1, the report on stderr
@@ -227,9 +227,12 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_parser(
         "verify", help="check the whole book: every entry sums to zero, money in = held + paid out"
     )
-    ledger.add_parser(
+    settle = ledger.add_parser(
         "settle",
         help="post what is due now: captures, refunds, confirmations of receipt and releases",
+    )
+    settle.add_argument(
+        "--batch", type=int, default=2000, help="what one transaction posts at most, per step"
     )
     return parser
 
