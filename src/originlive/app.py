@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,7 +40,12 @@ from originlive.catalog.storage import LocalImageStorage
 from originlive.db import create_engine, create_sessionmaker
 from originlive.errors import install_error_handlers
 from originlive.ledger import pages as ledger_pages
+from originlive.ledger.payouts import api as payouts_api
+from originlive.ledger.payouts import sandbox as payout_sandbox
+from originlive.ledger.payouts import service as payouts
 from originlive.ledger.settlement import service as settlement
+from originlive.ledger.statements import api as statements_api
+from originlive.ledger.statements import pages as statements_pages
 from originlive.live import api as live_api
 from originlive.live import console as live_console
 from originlive.live import moderation
@@ -175,6 +181,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret=carrier_secrets[carriers.SANDBOX],
         step_seconds=settings.sandbox_carrier_step_seconds,
     )
+    app.state.payout_provider = payout_provider = payout_sandbox.SandboxProvider()
+    app.state.payout_secret = payout_sandbox.webhook_secret(settings.resolved_secret_key)
+    payout_courier = payout_sandbox.Courier(
+        jobs_engine,
+        url=settings.resolved_public_url + payout_sandbox.WEBHOOK_PATH,
+        secret=app.state.payout_secret,
+    )
     interval = settings.sweep_interval_seconds
     if settings.gc_tuning:
         _tune_garbage_collector()
@@ -191,9 +204,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_seconds=settings.settle_interval_seconds,
         )
         tasks.append(asyncio.create_task(settle))
+    if settings.payout_interval_days:
+        pay = payouts.run_forever(
+            writer,
+            payout_provider,
+            minimum_fen=settings.payout_minimum_fen,
+            interval=timedelta(days=settings.payout_interval_days),
+        )
+        tasks.append(asyncio.create_task(pay))
     if settings.sandbox_courier:
         tasks.append(asyncio.create_task(delivery.run(interval_seconds=interval)))
         tasks.append(asyncio.create_task(courier.run(interval_seconds=interval)))
+        tasks.append(asyncio.create_task(payout_courier.run(interval_seconds=interval)))
     try:
         yield
     finally:
@@ -203,6 +225,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         await delivery.close()
         await courier.close()
+        await payout_courier.close()
         await media.close()
         await hub.close()
         await placer.close()
@@ -290,6 +313,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carrier_api.router,
         collection_api.router,
         affiliates_api.router,
+        payouts_api.router,
+        statements_api.router,
         web_pages.router,
         accounts_pages.router,
         catalog_pages.router,
@@ -309,6 +334,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collection_console.router,
         collection_station.router,
         affiliates_pages.router,
+        statements_pages.router,
     ):
         if not isinstance(router, Router):  # the quick refusal of other features' paths
             raise TypeError(f"{router!r} is not an originlive.routing.Router")

@@ -1,5 +1,5 @@
 """originlive serve | migrate | demo | create-operator | regions load-villages | ledger verify |
-ledger settle."""
+ledger settle | ledger payouts."""
 
 import argparse
 import asyncio
@@ -169,9 +169,33 @@ async def _settle(settings: Settings, batch: int) -> None:
     )
 
 
+async def _pay_out(settings: Settings) -> None:
+    from datetime import timedelta
+
+    from originlive.batching import create_order_writer
+    from originlive.ledger.payouts import sandbox
+    from originlive.ledger.payouts import service as payouts
+
+    writer = create_order_writer(settings.resolved_database_url)
+    try:
+        done = await payouts.run(
+            writer,
+            sandbox.SandboxProvider(),
+            minimum_fen=settings.payout_minimum_fen,
+            # 0 (no runs in the server) still pays once a day from the command line.
+            interval=timedelta(days=settings.payout_interval_days or 1),
+        )
+    finally:
+        await writer.close()
+    print(f"{done.paid} payouts made ({done.fen} fen), {done.skipped} accounts left for later")
+
+
 def _ledger(settings: Settings, args: argparse.Namespace) -> None:
     if args.ledger_command == "settle":
         asyncio.run(_settle(settings, args.batch))
+        return
+    if args.ledger_command == "payouts":
+        asyncio.run(_pay_out(settings))
         return
     report = asyncio.run(_verify_ledger(settings))
     if not report.ok:  # exit status 1, the report on stderr
@@ -233,6 +257,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     settle.add_argument(
         "--batch", type=int, default=2000, help="what one transaction posts at most, per step"
+    )
+    ledger.add_parser(
+        "payouts",
+        help="pay every available balance of payout_minimum_fen or more (once a period)",
     )
     return parser
 

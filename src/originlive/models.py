@@ -7,6 +7,7 @@ def import_all_models() -> None:
     import originlive.affiliates.models
     import originlive.catalog.models
     import originlive.ledger.models
+    import originlive.ledger.payouts.models
     import originlive.ledger.settlement.models
     import originlive.live.models
     import originlive.logistics.collection.models

@@ -114,6 +114,19 @@ class Settings(BaseSettings):
         description="How often captures, refunds and releases are posted to the ledger; 0: "
         "only by `originlive ledger settle`.",
     )
+    payout_interval_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=366,
+        description="How often available balances are paid out (each account at most once a "
+        "period); 0: only by `originlive ledger payouts`.",
+    )
+    payout_minimum_fen: int = Field(
+        default=10_000,
+        ge=1,
+        le=10**12,
+        description="The smallest available balance a payout run pays, in fen.",
+    )
     reconcile_interval_seconds: float = Field(
         default=5.0,
         gt=0,

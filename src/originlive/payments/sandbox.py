@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -64,11 +64,11 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify(
+def signed_json(
     secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None
-) -> Event:
-    """The event in a webhook, if its signature is ours and fresh; else ``BadSignature``, or
-    ``InvalidInput`` for a signed event that no payment of ours can match."""
+) -> Any:
+    """The JSON of a webhook's body, if its signature is ours and fresh; else
+    ``BadSignature``. (The sandbox's payouts sign their webhooks the same way.)"""
     parts = dict(p.split("=", 1) for p in headers.get(SIGNATURE_HEADER, "").split(",") if "=" in p)
     timestamp = whole(parts.get("t", ""))
     if timestamp is None:
@@ -79,9 +79,17 @@ def verify(
     if abs((now or time.time()) - timestamp) > TOLERANCE_SECONDS:
         raise BadSignature("The signature is too old (or from the future).")
     try:
-        data = json_value(body)
+        return json_value(body)
     except ValueError:
         raise BadSignature("A signed body that is not JSON.") from None
+
+
+def verify(
+    secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None
+) -> Event:
+    """The event in a webhook, if its signature is ours and fresh; else ``BadSignature``, or
+    ``InvalidInput`` for a signed event that no payment of ours can match."""
+    data = signed_json(secret, headers, body, now=now)
     try:
         return Event.model_validate(data)
     except ValidationError as exc:  # signed, yet no event of ours: an id past 2**31, say

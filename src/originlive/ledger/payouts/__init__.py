@@ -1,0 +1,1 @@
+"""Payouts: available money sent to its holder through a payout provider."""
