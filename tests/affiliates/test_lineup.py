@@ -12,10 +12,13 @@ from sqlalchemy import func, select
 
 from originlive.affiliates.models import LineupItem
 from originlive.orders.models import FlashOffer, OrderItem
+from tests.accounts.test_pages import HTML
 from tests.affiliates.conftest import Library, MakeActor
 from tests.catalog.conftest import Catalog
 from tests.conftest import Actor
 from tests.orders.conftest import units
+
+CHINESE = HTML | {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 
 @dataclass
@@ -246,3 +249,46 @@ async def test_an_anchor_runs_their_own_session_and_only_anchors_have_one(
     assert page.status_code == 200 and "主播小满" in page.text
     home = await client.get("/")
     assert home.status_code == 200 and "好物连连看" in home.text
+
+
+async def test_the_line_up_pages_in_english_and_chinese(stage: Stage) -> None:
+    client, anchor, second = stage.client, stage.anchor, stage.second
+    mine = await client.get("/anchor/live", headers=anchor.headers | HTML)
+    assert mine.status_code == 200 and "好物连连看" in mine.text and "My sessions" in mine.text
+    made = await client.post(
+        "/anchor/live", data={"title": "第二场"}, headers=anchor.headers | HTML
+    )
+    assert made.status_code == 303, made.text
+
+    url = f"/anchor/live/{stage.session_id}/lineup"
+    page = await client.get(url, headers=anchor.headers | HTML)
+    assert page.status_code == 200, page.text
+    assert "富平柿饼 2斤装" in page.text and 'id="lineup-form"' in page.text
+    chinese = await client.get(url, headers=anchor.headers | CHINESE)
+    assert "选品清单" in chinese.text and "提交商品" in chinese.text
+
+    form = {"sku_id": str(stage.second_sku_id), "price": "15", "quantity": "3",
+            "per_buyer_limit": "1"}  # fmt: skip
+    bad = await client.post(url, data=form | {"price": "0"}, headers=anchor.headers | HTML)
+    assert bad.status_code == 422 and "above 0" in bad.text
+    proposed = await client.post(url, data=form, headers=anchor.headers | HTML)
+    assert proposed.status_code == 303 and proposed.headers["location"].endswith("=proposed")
+    page = await client.get(url, headers=anchor.headers | CHINESE)
+    assert "等待店铺确认" in page.text and "¥15.00" in page.text
+
+    plans = f"/console/shops/{stage.second_shop_id}/plans"
+    waiting = await client.get(plans, headers=second.headers | HTML)
+    assert "Products anchors proposed for their sessions" in waiting.text
+    (item_id,) = [i["id"] for i in (await stage.client.get(
+        f"/api/v1/affiliates/shops/{stage.second_shop_id}/lineup", headers=second.headers
+    )).json()]  # fmt: skip
+    assert f'id="lineup-{item_id}"' in waiting.text
+    approved = await client.post(f"/console/lineup/{item_id}/approve", headers=second.headers)
+    assert approved.status_code == 303 and approved.headers["location"].endswith(
+        "?done=lineup_approved"
+    )
+    page = await client.get(url, headers=anchor.headers | HTML)
+    assert "In the session" in page.text and "8%" in page.text
+    control = await client.get(f"/console/live/{stage.session_id}", headers=anchor.headers | HTML)
+    assert control.status_code == 200 and 'id="lineup-link"' in control.text
+    assert 'id="offer-form"' not in control.text

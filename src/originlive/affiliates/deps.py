@@ -20,13 +20,7 @@ from originlive.catalog.deps import RowId, can_manage
 from originlive.catalog.models import Shop, ShopStatus
 from originlive.db import SessionDep
 from originlive.errors import Forbidden, NotFound
-
-
-async def get_anchor(user: CurrentUser) -> User:
-    """The signed-in anchor; 403 for everyone else."""
-    if not user.has_role(Role.ANCHOR):
-        raise Forbidden("Only anchors may do this: run a live session first.")
-    return user
+from originlive.live import deps as live_deps
 
 
 async def _shop(session: AsyncSession, shop_id: int) -> Shop:
@@ -90,7 +84,7 @@ async def get_shop_lineup_item(
     return item
 
 
-Anchor = Annotated[User, Depends(get_anchor)]
+Anchor = live_deps.Anchor  # the rule is the live sessions': anchors run them
 VisiblePlan = Annotated[CommissionPlan, Depends(get_visible_plan)]
 OwnedPlan = Annotated[CommissionPlan, Depends(get_owned_plan)]
 ShopSample = Annotated[SampleRequest, Depends(get_shop_sample)]

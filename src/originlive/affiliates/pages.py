@@ -1,9 +1,11 @@
 """HTML routes of the selection library.
 
 - ``/console/shops/{shop_id}/plans``: a shop's commission plans, a form for a new one, and the
-  sample requests waiting for its answer (the shop's managers).
+  sample requests and line-up items waiting for its answer (the shop's managers).
 - ``/anchor/library``: the products offered to the signed-in anchor, with the best plan for
   each and the one paying them now, a button to join, and their sample requests.
+- ``/anchor/live/{session_id}/lineup``: a session's line-up, as its anchor proposes products
+  of the plans they joined and sees what the shops made of them.
 
 The work is the API's (``service``); these pages only read forms into its schemas.
 """
@@ -13,22 +15,26 @@ from typing import Annotated, Any
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from originlive.accounts.deps import CurrentUser
-from originlive.affiliates import samples, schemas, service
-from originlive.affiliates.deps import Anchor, OwnedPlan, ShopSample, VisiblePlan
-from originlive.affiliates.models import PlanKind, PlanScope, SampleStatus
+from originlive.accounts.models import User
+from originlive.affiliates import lineup, samples, schemas, service
+from originlive.affiliates.deps import Anchor, OwnedPlan, ShopLineupItem, ShopSample, VisiblePlan
+from originlive.affiliates.models import LineupStatus, PlanKind, PlanScope, SampleStatus
 from originlive.catalog import service as catalog
 from originlive.catalog.deps import OwnedShop
-from originlive.catalog.models import Shop
+from originlive.catalog.models import Shop, Sku
 from originlive.catalog.pages import PageParam
 from originlive.db import SessionDep
 from originlive.errors import OriginliveError
 from originlive.inputs import row_id
+from originlive.live.deps import RunSession
+from originlive.live.models import LiveSession
 from originlive.orders.deps import Writer
 from originlive.routing import Router
 from originlive.web.deps import get_viewer
-from originlive.web.forms import cents, field_errors, moment
+from originlive.web.forms import cents, field_errors, moment, typed, whole
 from originlive.web.templating import N_, render
 from originlive.web.templating import gettext as _
 
@@ -37,6 +43,7 @@ router = Router(tags=["pages"], include_in_schema=False, dependencies=[Depends(g
 Line = Annotated[str, Form(max_length=500)]
 Many = Annotated[list[str], Form(max_length=200)]
 LIBRARY_PAGE = 20
+LINEUP_CHOICES = 100  # products of the plans an anchor joined, newest first
 KINDS = {PlanKind.OPEN: N_("Open to every anchor"), PlanKind.TARGETED: N_("For named anchors")}
 SCOPES = {
     PlanScope.SHOP: N_("The whole shop"),
@@ -67,6 +74,21 @@ FLASHES = {
     "approved": N_("The sample is approved: its free order is with your orders, to ship."),
     "rejected": N_("The request is turned down."),
     "joined": N_("You joined the plan."),
+    "proposed": N_("Proposed: the shop decides whether it joins your session."),
+    "in_session": N_("In your session: its offer is open, ready to pin."),
+    "lineup_approved": N_("Approved: the offer is open in the anchor's session."),
+    "lineup_rejected": N_("Turned down for that session."),
+}
+LINEUP_STATES = {
+    LineupStatus.PROPOSED: N_("Waiting for the shop"),
+    LineupStatus.APPROVED: N_("In the session"),
+    LineupStatus.REJECTED: N_("Turned down"),
+}
+LINEUP_MESSAGES = {
+    "sku_id": N_("Choose a product of a plan you joined."),
+    "price_cents": N_("Enter a price in yuan above 0, such as 29.90."),
+    "quantity": N_("Enter how many to put on sale, at least 1."),
+    "per_buyer_limit": N_("Enter how many one buyer may take, from 1 to 999."),
 }
 
 
@@ -81,6 +103,7 @@ def _labels() -> dict[str, Any]:
         "kinds": {k.value: _(v) for k, v in KINDS.items()},
         "scopes": {s.value: _(v) for s, v in SCOPES.items()},
         "sample_states": {s.value: _(v) for s, v in SAMPLE_STATES.items()},
+        "lineup_states": {s.value: _(v) for s, v in LINEUP_STATES.items()},
         "percent": percent,
     }
 
@@ -107,9 +130,11 @@ async def _plans_page(
         session, shop_id=shop.id, public=False, limit=100, offset=0
     )
     waiting = await samples.list_samples(session, shop_id=shop.id, status=SampleStatus.REQUESTED)
+    proposed = await lineup.list_items(session, shop_id=shop.id, status=LineupStatus.PROPOSED)
     context = {
         "shop": shop, "tab": "plans", "plans": plans, "products": products,
         "samples": await samples.sample_views(session, waiting), "flash": flash,
+        "lineup": await lineup.item_views(session, proposed),
         "values": values or {"kind": "open", "scope": "shop", "samples_allowed": "on"},
         "errors": errors or {}, "message": message, **_labels(),
     }  # fmt: skip
@@ -258,3 +283,122 @@ async def join_plan(anchor: Anchor, plan: VisiblePlan, session: SessionDep) -> R
     """Join a plan offered to the anchor."""
     await service.join_plan(session, plan=plan, anchor=anchor)
     return RedirectResponse("/anchor/library?done=joined", status_code=303)
+
+
+@router.post("/console/lineup/{item_id}/approve", response_class=HTMLResponse)
+async def approve_lineup_item(
+    request: Request,
+    item: ShopLineupItem,
+    session: SessionDep,
+    writer: Writer,
+    user: CurrentUser,
+) -> Response:
+    """Take a product into an anchor's session: its offer opens there."""
+    (shop_id,) = [view.shop_id for view in await lineup.item_views(session, [item])]
+    try:
+        await lineup.approve(session, writer, item=item, actor=user)
+    except OriginliveError as exc:  # out of stock, the session ended, decided meanwhile
+        if exc.status >= 500:
+            raise
+        shop = await _shop_of(session, shop_id)
+        return await _plans_page(request, session, shop, message=exc.detail)
+    return RedirectResponse(f"/console/shops/{shop_id}/plans?done=lineup_approved", 303)
+
+
+@router.post("/console/lineup/{item_id}/reject")
+async def reject_lineup_item(
+    item: ShopLineupItem, session: SessionDep, user: CurrentUser
+) -> RedirectResponse:
+    """Turn a product down for an anchor's session."""
+    (shop_id,) = [view.shop_id for view in await lineup.item_views(session, [item])]
+    await lineup.reject(session, item=item, actor=user)
+    return RedirectResponse(f"/console/shops/{shop_id}/plans?done=lineup_rejected", 303)
+
+
+# A session's line-up, for its anchor
+
+
+async def _candidates(session: SessionDep, anchor: User) -> list[tuple[int, str]]:
+    """The SKUs the anchor may propose: of the products a plan they joined pays them for."""
+    where = service.LibraryFilter()
+    items, _total = await service.library(
+        session, anchor=anchor, where=where, limit=LINEUP_CHOICES, offset=0
+    )
+    joined = {i.product_id: i for i in items if i.joined_rate_bp is not None}
+    skus = await session.scalars(
+        select(Sku).where(Sku.product_id.in_(joined)).order_by(Sku.product_id.desc(), Sku.id)
+    )
+    return [(sku.id, _choice(joined[sku.product_id], sku)) for sku in skus]
+
+
+def _choice(item: schemas.LibraryItem, sku: Sku) -> str:
+    rate = percent(item.joined_rate_bp or 0)
+    return f"{item.title} · {sku.name} · {item.shop_name} · {rate}"
+
+
+async def _lineup_page(
+    request: Request,
+    session: SessionDep,
+    live: LiveSession,
+    anchor: User,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    flash: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    items = await lineup.list_items(session, session_id=live.id)
+    context = {
+        "live": live, "items": await lineup.item_views(session, items),
+        "skus": await _candidates(session, anchor), "flash": flash, "message": message,
+        "values": values or {"per_buyer_limit": "1"}, "errors": errors or {}, **_labels(),
+    }  # fmt: skip
+    return render(request, "affiliates/lineup.html", context, status_code=status_code)
+
+
+@router.get("/anchor/live/{session_id}/lineup", response_class=HTMLResponse)
+async def session_lineup(
+    request: Request, anchor: Anchor, live: RunSession, session: SessionDep, done: str | None = None
+) -> Response:
+    """The session's line-up and a form to propose a product of a plan the anchor joined."""
+    return await _lineup_page(request, session, live, anchor, flash=_flash(done))
+
+
+@router.post("/anchor/live/{session_id}/lineup", response_class=HTMLResponse)
+async def propose(
+    request: Request,
+    anchor: Anchor,
+    live: RunSession,
+    session: SessionDep,
+    writer: Writer,
+    sku_id: Line = "",
+    price: Line = "",
+    quantity: Line = "",
+    per_buyer_limit: Line = "",
+) -> Response:
+    """Propose a product for the session; the form comes back with what was wrong."""
+    values = await typed(request)
+    # The form's text as the schema's numbers; what is not a number is named at once.
+    numbers = {"sku_id": whole(sku_id), "price_cents": cents(price), "quantity": whole(quantity),
+               "per_buyer_limit": whole(per_buyer_limit)}  # fmt: skip
+    errors = {name: _(LINEUP_MESSAGES[name]) for name, n in numbers.items() if n is None}
+    try:
+        data = schemas.LineupItemCreate.model_validate(numbers)
+    except ValidationError as exc:
+        errors = errors or field_errors(exc, LINEUP_MESSAGES)
+    if errors:
+        return await _lineup_page(
+            request, session, live, anchor, values=values, errors=errors, status_code=422
+        )
+    try:
+        item = await lineup.propose(session, writer, live=live, anchor=anchor, data=data)
+    except OriginliveError as exc:  # no plan pays for it, the session ended, a stranger's
+        if exc.status >= 500:
+            raise
+        return await _lineup_page(
+            request, session, live, anchor, values=values, message=exc.detail,
+            status_code=exc.status,
+        )  # fmt: skip
+    done = "in_session" if item.status == LineupStatus.APPROVED else "proposed"
+    return RedirectResponse(f"/anchor/live/{live.id}/lineup?done={done}", status_code=303)

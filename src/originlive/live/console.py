@@ -1,4 +1,5 @@
-"""The merchant's console, live part: the shop's sessions, scheduling one, and the control
+"""The merchant's console, live part: the shop's sessions (an anchor's own, at
+``/anchor/live``), scheduling one, and the control
 room of a session: where to point OBS (the RTMP server and stream key), going live and
 ending, opening and pinning flash offers, and the sales as they come in.
 
@@ -15,13 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from originlive.accounts.deps import CurrentUser
+from originlive.accounts.models import User
 from originlive.catalog import service as catalog
 from originlive.catalog.deps import OwnedShop
 from originlive.catalog.models import Shop
 from originlive.db import SessionDep
 from originlive.errors import InvalidInput, OriginliveError
 from originlive.live import control, schemas, service
-from originlive.live.deps import RoomHub, RunSession, SessionOffer, shop_of
+from originlive.live.deps import Anchor, RoomHub, RunSession, SessionOffer, shop_of
 from originlive.live.models import LiveSession
 from originlive.orders import service as orders
 from originlive.orders.deps import StockGate, Writer
@@ -73,11 +75,18 @@ def _back(live: LiveSession, flash: str) -> RedirectResponse:
 async def _sessions_page(
     request: Request,
     session: SessionDep,
-    shop: Shop,
+    shop: Shop | None,
     values: dict[str, str],
     errors: dict[str, str],
+    *,
+    anchor: User | None = None,
 ) -> Response:
-    lives = await service.shop_sessions(session, shop_id=shop.id, limit=SESSIONS_PAGE)
+    """A shop's sessions, or (no shop) those the anchor anchors, and a form to schedule one."""
+    if shop is not None:
+        lives = await service.shop_sessions(session, shop_id=shop.id, limit=SESSIONS_PAGE)
+    else:
+        assert anchor is not None
+        lives = await service.shop_sessions(session, anchor_id=anchor.id, limit=SESSIONS_PAGE)
     context = {"shop": shop, "lives": lives, "values": values, "errors": errors, "tab": "live"}
     status = 422 if errors else 200
     return render(request, "live/console/sessions.html", context, status_code=status)
@@ -100,21 +109,58 @@ async def schedule(
     scheduled_at: Line = "",
 ) -> Response:
     """Schedule a session; the one who schedules it is its anchor."""
+    return await _schedule(request, session, shop, user, title, description, scheduled_at)
+
+
+async def _schedule(
+    request: Request,
+    session: SessionDep,
+    shop: Shop | None,
+    user: User,
+    title: str,
+    description: str,
+    scheduled_at: str,
+) -> Response:
     when = moment(scheduled_at) if scheduled_at.strip() else None
     try:
         if scheduled_at.strip() and (when is None or when < dt.datetime.now(dt.UTC) - PAST):
             raise ValueError  # not a time, or one gone by: a slip of the date picker
         data = schemas.LiveSessionCreate(
-            shop_id=shop.id, title=title, description=description, scheduled_at=when
+            shop_id=shop.id if shop else None,
+            title=title,
+            description=description,
+            scheduled_at=when,
         )
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES)
-        return await _sessions_page(request, session, shop, await typed(request), errors)
+        values = await typed(request)
+        return await _sessions_page(request, session, shop, values, errors, anchor=user)
     except ValueError:
         errors = error_on(MESSAGES, "scheduled_at")
-        return await _sessions_page(request, session, shop, await typed(request), errors)
+        values = await typed(request)
+        return await _sessions_page(request, session, shop, values, errors, anchor=user)
     live = await service.create_session(session, shop=shop, anchor=user, data=data)
     return _back(live, "scheduled")
+
+
+@router.get("/anchor/live", response_class=HTMLResponse)
+async def anchor_sessions(request: Request, anchor: Anchor, session: SessionDep) -> Response:
+    """The sessions the anchor anchors, live and upcoming first; a form to schedule one of
+    their own, which sells through its line-up."""
+    return await _sessions_page(request, session, None, {}, {}, anchor=anchor)
+
+
+@router.post("/anchor/live", response_class=HTMLResponse)
+async def schedule_own(
+    request: Request,
+    anchor: Anchor,
+    session: SessionDep,
+    title: Line = "",
+    description: Text = "",
+    scheduled_at: Line = "",
+) -> Response:
+    """Schedule a session of the anchor's own (no shop's)."""
+    return await _schedule(request, session, None, anchor, title, description, scheduled_at)
 
 
 # A session's control room

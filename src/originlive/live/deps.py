@@ -28,6 +28,13 @@ def get_hub(request: Request) -> Hub:
 RoomHub = Annotated[Hub, Depends(get_hub)]
 
 
+async def get_anchor(user: CurrentUser) -> User:
+    """The signed-in anchor; 403 for everyone else."""
+    if not user.has_role(Role.ANCHOR):
+        raise Forbidden("Only anchors may do this: run a live session first.")
+    return user
+
+
 async def shop_of(session: AsyncSession, live: LiveSession) -> Shop | None:
     """The session's shop (a foreign key keeps it); None for an anchor's own session."""
     if live.shop_id is None:
@@ -82,6 +89,7 @@ async def get_session_offer(
     return offer
 
 
+Anchor = Annotated[User, Depends(get_anchor)]
 VisibleSession = Annotated[LiveSession, Depends(get_visible_session)]
 RunSession = Annotated[LiveSession, Depends(get_run_session)]
 SessionOffer = Annotated[FlashOffer, Depends(get_session_offer)]

@@ -137,10 +137,15 @@ async def list_sessions(
 
 
 async def shop_sessions(
-    session: AsyncSession, *, shop_id: int, limit: int
+    session: AsyncSession, *, shop_id: int | None = None, anchor_id: int | None = None, limit: int
 ) -> Sequence[LiveSession]:
-    """A shop's sessions in any state, for its console: live, upcoming, then past ones."""
-    query = select(LiveSession).where(LiveSession.shop_id == shop_id)
+    """A shop's sessions, or those an anchor anchors, in any state, for its console: live,
+    upcoming, then past ones."""
+    query = select(LiveSession)
+    if shop_id is not None:
+        query = query.where(LiveSession.shop_id == shop_id)
+    if anchor_id is not None:
+        query = query.where(LiveSession.anchor_id == anchor_id)
     order: list[ColumnElement[Any]] = [
         (LiveSession.status != SessionStatus.LIVE),
         (LiveSession.status != SessionStatus.SCHEDULED),
