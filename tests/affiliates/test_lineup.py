@@ -2,6 +2,7 @@
 line attributed to the session, the anchor, the plan and its rate; and every bad input a 4xx
 that writes nothing."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -292,3 +293,15 @@ async def test_the_line_up_pages_in_english_and_chinese(stage: Stage) -> None:
     control = await client.get(f"/console/live/{stage.session_id}", headers=anchor.headers | HTML)
     assert control.status_code == 200 and 'id="lineup-link"' in control.text
     assert 'id="offer-form"' not in control.text
+
+
+async def test_two_approvals_at_once_open_one_offer(stage: Stage) -> None:
+    asked = await stage.propose(stage.second_sku_id)
+    assert asked.status_code == 201, asked.text
+    before = await _counts(stage)
+    answers = await asyncio.gather(
+        *(stage.decide(asked.json()["id"], "approve", stage.second) for _ in range(3))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409]
+    assert await _counts(stage) == (before[0], before[1] + 1)
+    assert (await units(stage.library.db, stage.second_sku_id))["offered"] == 5
