@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from originlive import cli
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role
 from originlive.db import utcnow
@@ -19,7 +21,9 @@ from originlive.ledger.payouts import sandbox
 from originlive.ledger.payouts import service as payouts
 from originlive.ledger.payouts.models import Payout, PayoutEvent
 from originlive.payments.sandbox import SIGNATURE_HEADER, sign
+from originlive.settings import get_settings
 from tests.conftest import Actor
+from tests.ledger.test_database import _committed, embedded  # noqa: F401 (a fixture)
 from tests.orders.conftest import Market
 
 PAYOUTS = "/api/v1/payouts"
@@ -266,3 +270,23 @@ async def test_earnings_are_the_shop_s_managers_and_the_anchor_s_own(
     await earn(app, f"anchor:{anchor.id}:available", 700)
     own = await client.get(me, headers=anchor.headers)
     assert own.status_code == 200 and own.json()["available_fen"] == 700
+
+
+@pytest.mark.usefixtures("embedded")
+def test_the_payouts_command_pays_once_a_period(capsys: pytest.CaptureFixture[str]) -> None:
+    legs = (
+        ledger.Leg("clearing:payments", -15_500),
+        ledger.Leg("shop:1:available", 15_000),
+        ledger.Leg("anchor:2:available", 500),  # below the minimum
+    )
+    entry = ledger.Entry(EntryKind.RELEASE, "order:1", "release:1", legs, utcnow())
+    url = get_settings().resolved_database_url
+    asyncio.run(_committed(url, lambda conn: conn.run_sync(ledger.post, [entry])))
+    cli.main(["ledger", "payouts"])
+    cli.main(["ledger", "payouts"])
+    assert capsys.readouterr().out.splitlines() == [
+        "1 payouts made (15000 fen), 0 accounts left for later",
+        "0 payouts made (0 fen), 0 accounts left for later",
+    ]
+    cli.main(["ledger", "verify"])
+    assert "CNY: in 15500 fen = held 500 + paid out 15000" in capsys.readouterr().out
