@@ -305,3 +305,22 @@ async def test_two_approvals_at_once_open_one_offer(stage: Stage) -> None:
     assert sorted(a.status_code for a in answers) == [200, 409, 409]
     assert await _counts(stage) == (before[0], before[1] + 1)
     assert (await units(stage.library.db, stage.second_sku_id))["offered"] == 5
+
+
+async def test_a_stopped_shop_leaves_the_anchor_session_running_without_its_pin(
+    stage: Stage, make_operator: Callable[[], Awaitable[Actor]]
+) -> None:
+    asked = await stage.propose(stage.second_sku_id)
+    offer_id = (await stage.decide(asked.json()["id"], "approve", stage.second)).json()["offer_id"]
+    base = f"/api/v1/live-sessions/{stage.session_id}"
+    pinned = await stage.client.post(f"{base}/offers/{offer_id}/pin", headers=stage.anchor.headers)
+    assert pinned.status_code == 200, pinned.text
+    operator = await make_operator()
+    stopped = await stage.client.post(
+        f"/api/v1/shops/{stage.second_shop_id}/reject",
+        json={"reason": "冒用产地"},
+        headers=operator.headers,
+    )
+    assert stopped.status_code == 200, stopped.text
+    shown = (await stage.client.get(base)).json()
+    assert shown["status"] == "scheduled" and shown["pinned_offer"] is None
