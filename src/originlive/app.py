@@ -43,6 +43,7 @@ from originlive.ledger import pages as ledger_pages
 from originlive.ledger.payouts import api as payouts_api
 from originlive.ledger.payouts import sandbox as payout_sandbox
 from originlive.ledger.payouts import service as payouts
+from originlive.ledger.settlement import api as settlement_api
 from originlive.ledger.settlement import service as settlement
 from originlive.ledger.statements import api as statements_api
 from originlive.ledger.statements import pages as statements_pages
@@ -313,6 +314,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carrier_api.router,
         collection_api.router,
         affiliates_api.router,
+        settlement_api.router,
         payouts_api.router,
         statements_api.router,
         web_pages.router,

@@ -9,7 +9,9 @@ paid out.
 """
 
 import datetime as dt
+import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -22,9 +24,11 @@ from originlive.ledger.models import JournalEntry
 from originlive.ledger.settlement import service as settlement
 from originlive.ledger.settlement import split
 from originlive.orders.models import FlashOffer, OrderEvent
+from originlive.payments import sandbox
 from tests.accounts.test_pages import login
 from tests.conftest import Actor
 from tests.logistics.conftest import Network, scan_id
+from tests.payments.test_api import WEBHOOK, checkout, choose, deliver
 
 PRICE = 1990  # the market's offer price, in fen
 POLICY = settlement.Policy(
@@ -258,3 +262,75 @@ async def test_the_buyer_s_order_page_shows_where_the_money_goes(
 
 def _money_lines(page: str) -> dict[str, str]:
     return dict(re.findall(r'<li id="money-(\w+)">([^<]*)</li>', page))
+
+
+async def test_a_payment_webhook_delivered_twice_posts_once(
+    app, network: Network, make_user
+) -> None:
+    buyer = await make_user("buyer")
+    order, payment = await checkout(network.market, buyer)
+    await choose(network.market.client, payment, "succeed")
+    body = json.dumps(
+        {
+            "id": "evt-twice",
+            "type": "payment.succeeded",
+            "payment_id": payment["id"],
+            "amount_cents": payment["amount_cents"],
+            "currency": "CNY",
+        }
+    ).encode()
+    secret = sandbox.webhook_secret(app.state.settings.resolved_secret_key)
+    for _ in range(2):
+        signed = {"Sandbox-Signature": sandbox.sign(secret, body, int(time.time()))}
+        answer = await network.market.client.post(
+            WEBHOOK, content=body, headers=signed | {"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 200
+    assert await deliver(app) == 1  # the courier's own delivery of it: a third time
+    await settle(app)
+    await settle(app)
+    async with app.state.engine.connect() as conn:
+        kinds = (await conn.execute(select(JournalEntry.kind))).scalars().all()
+    assert kinds == ["capture"]
+    assert (await balances(app))["clearing:payments"] == -order["total_cents"]
+
+
+async def test_operators_give_a_shop_a_split_of_its_own(
+    app, network: Network, make_user, make_operator, client
+) -> None:
+    market, buyer = network.market, await make_user("buyer")
+    operator = await make_operator()
+    url = f"/api/v1/shops/{market.shop_id}/split-rule"
+    seen = await client.get(url, headers=market.merchant.headers)
+    assert seen.json() == {
+        "shop_id": market.shop_id,
+        "platform_fee_bp": 500,
+        "station_fee_fen": 100,
+        "coop_share_bp": 0,
+        "coop_shop_id": None,
+        "own": False,
+    }
+    rule = {"platform_fee_bp": 300, "coop_share_bp": 1000, "coop_shop_id": market.shop_id}
+    for body, status in (
+        (rule, 403),  # the merchant may not set their own fee
+        ({"coop_share_bp": 100}, 422),  # a share needs its co-operative
+        ({"coop_share_bp": 9600, "coop_shop_id": market.shop_id}, 422),  # 96 % + 5 %
+        ({"coop_share_bp": 100, "coop_shop_id": 999_999}, 422),
+        ({"platform_fee_bp": 10_001}, 422),
+        ({"platform_fee_bp": "300"}, 422),
+    ):
+        headers = market.merchant.headers if status == 403 else operator.headers
+        answer = await client.put(url, json=body, headers=headers)
+        assert answer.status_code == status, (body, answer.text)
+    assert (await client.get(url, headers=market.merchant.headers)).json()["own"] is False
+    other = await make_user("other-merchant")
+    assert (await client.get(url, headers=other.headers)).status_code in (403, 404)
+
+    made = await client.put(url, json=rule, headers=operator.headers)
+    assert made.status_code == 200, made.text
+    assert made.json()["own"] is True and made.json()["station_fee_fen"] == 100
+    await network.paid_order(buyer)
+    await settle(app)
+    held = await balances(app)
+    assert held["platform:pending"] == 59  # 3 % of 19.90
+    assert held[f"coop:{market.shop_id}:pending"] == 199  # 10 %
