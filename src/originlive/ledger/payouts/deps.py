@@ -16,6 +16,8 @@ def get_provider(request: Request) -> PayoutProvider:
     return provider
 
 
+# affiliates.deps has the same rule for its pages; the ledger sits beside affiliates, not above
+# it (CONVENTIONS, habit 2), so it asks the role itself rather than import it.
 async def get_anchor(user: CurrentUser) -> User:
     """The signed-in anchor, who sees their own earnings only; 403 for everyone else."""
     if not user.has_role(Role.ANCHOR):
