@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Header, Query, Response, status
 
 from originlive.accounts.deps import CurrentUser
-from originlive.affiliates import lineup, samples, schemas, service
+from originlive.affiliates import anchors, lineup, samples, schemas, service
 from originlive.affiliates.deps import Anchor, OwnedPlan, ShopLineupItem, ShopSample, VisiblePlan
 from originlive.affiliates.models import (
     CommissionPlan,
@@ -77,6 +77,14 @@ async def list_plans(
     """The shop's plans, newest first (its managers)."""
     plans = await service.list_plans(session, shop_id=shop.id, status=status)
     return await service.plan_views(session, plans)
+
+
+@router.get("/shops/{shop_id}/anchors", response_model=list[schemas.ShopAnchor])
+async def list_shop_anchors(shop: OwnedShop, session: SessionDep) -> list[schemas.ShopAnchor]:
+    """The anchors of the shop's plans and their sales of its goods under them, in orders paid
+    and not wholly refunded, best sellers first (its managers)."""
+    found = await anchors.shop_anchors(session, shop_id=shop.id)
+    return [schemas.ShopAnchor.model_validate(a, from_attributes=True) for a in found]
 
 
 @router.get("/plans/{plan_id}", response_model=schemas.Plan)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from originlive.accounts.deps import CurrentUser
 from originlive.accounts.models import User
-from originlive.affiliates import lineup, samples, schemas, service
+from originlive.affiliates import anchors, lineup, samples, schemas, service
 from originlive.affiliates.deps import Anchor, OwnedPlan, ShopLineupItem, ShopSample, VisiblePlan
 from originlive.affiliates.models import LineupStatus, PlanKind, PlanScope, SampleStatus
 from originlive.catalog import service as catalog
@@ -140,6 +140,14 @@ async def _plans_page(
     }  # fmt: skip
     code = 200 if not (errors or message) else 409 if message else 422
     return render(request, "affiliates/plans.html", context, status_code=code)
+
+
+@router.get("/console/shops/{shop_id}/anchors", response_class=HTMLResponse)
+async def shop_anchors(request: Request, shop: OwnedShop, session: SessionDep) -> Response:
+    """The anchors of the shop's plans and what they sold of its goods."""
+    found = await anchors.shop_anchors(session, shop_id=shop.id)
+    context = {"shop": shop, "tab": "anchors", "anchors": found}
+    return render(request, "affiliates/anchors.html", context)
 
 
 @router.get("/console/shops/{shop_id}/plans", response_class=HTMLResponse)

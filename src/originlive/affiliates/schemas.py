@@ -188,3 +188,16 @@ class LineupItem(BaseModel):
     created_at: dt.datetime
     decided_at: dt.datetime | None
     decided_by: int | None
+
+
+class ShopAnchor(BaseModel):
+    """An anchor of a shop's plans, and what they sold of its goods under them."""
+
+    anchor_id: int
+    name: str
+    plans: int = Field(description="How many of the shop's plans they joined.")
+    joined_at: dt.datetime
+    orders: int
+    units: int
+    sales_fen: int
+    commission_fen: int = Field(description="At the rate each line recorded.")
