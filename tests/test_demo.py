@@ -4,17 +4,29 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from originlive.accounts.models import AuditEntry
+from originlive.accounts.models import AuditEntry, User
 from originlive.catalog.models import Product, Shop, ShopStatus
-from originlive.demo import BUYER_EMAIL, DEMO_PASSWORD, SHOPS, seed_session
+from originlive.demo import (
+    ANCHOR_EMAIL,
+    ANCHOR_ORDERS,
+    BUYER_EMAIL,
+    DEMO_PASSWORD,
+    LATE_REFUND_FEN,
+    SHOPS,
+    seed_session,
+)
+from originlive.ledger import service as ledger
+from originlive.ledger.models import EntryKind, JournalEntry, Posting
+from originlive.ledger.payouts.models import Payout, PayoutStatus
 from originlive.logistics.collection.models import CollectionGrower, CollectionRun
 from originlive.logistics.models import Bag, Parcel, ParcelStatus
+from originlive.orders.models import Order, OrderItem
 
 
 async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession) -> None:
     made = await seed_session(db)
     await db.commit()
-    assert len(made) == len(SHOPS) + 5
+    assert len(made) == len(SHOPS) + 7
     statuses = set(await db.scalars(select(Shop.status)))
     assert statuses == {ShopStatus.APPROVED}
     # Every approval was an operator's, and logged.
@@ -80,13 +92,57 @@ async def test_demo_tells_the_story(client: httpx.AsyncClient, db: AsyncSession)
     assert parcel["status"] == "ready_for_pickup" and parcel["pickup_code"]
     assert parcel["events"][-1]["node_name"] == "徐杨村村邮站"
     assert await db.scalar(select(func.count()).select_from(Bag)) == 1
-    statuses = {p.status for p in await db.scalars(select(Parcel))}
-    assert {ParcelStatus.READY_FOR_PICKUP, ParcelStatus.IN_TRANSIT} <= statuses
+    parcels = {p.status for p in await db.scalars(select(Parcel))}
+    assert {ParcelStatus.READY_FOR_PICKUP, ParcelStatus.IN_TRANSIT} <= parcels
     # The co-operative's collection run for tomorrow: three growers, two weighed, one short.
     (run,) = await db.scalars(select(CollectionRun))
     growers = list(await db.scalars(select(CollectionGrower).order_by(CollectionGrower.id)))
     assert run.status.value == "collecting" and len(growers) == 3
     assert [g.weighed_grams for g in growers] == [301_500, 171_000, None]
+
+    await _the_new_farmer_anchor_s_money(client, db)
+
+
+async def _the_new_farmer_anchor_s_money(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    """The anchor sold both shops' goods in one session: some money released (less a refund
+    after release and a payout), some pending; the book verifies."""
+    token = await client.post(
+        "/api/v1/auth/token", data={"username": ANCHOR_EMAIL, "password": DEMO_PASSWORD}
+    )
+    assert token.status_code == 200, token.text
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    earnings = (await client.get("/api/v1/anchors/me/earnings", headers=bearer)).json()
+    assert earnings["pending_fen"] > 0 and earnings["available_fen"] > 0
+    assert earnings["paid_out_fen"] > 0 and earnings["under_way_fen"] == 0
+    kinds = {line["kind"] for line in earnings["recent"]}
+    assert {"capture", "release", "refund", "payout"} <= kinds
+    # The session's line-up held both shops' goods; its order lines carry the anchor's plans.
+    anchor = await db.scalar(select(User.id).where(User.email == ANCHOR_EMAIL))
+    sold = await db.execute(
+        select(Order.shop_id, OrderItem.plan_id, OrderItem.commission_bp)
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.anchor_id == anchor)
+        .distinct()
+    )
+    assert sorted(rate or 0 for _shop, _plan, rate in sold) == [1000, 1500]
+    # One refund came after its order's release, from the available accounts.
+    entries = list(await db.scalars(select(JournalEntry).order_by(JournalEntry.id)))
+    released = {e.ref: e.at for e in entries if e.kind == EntryKind.RELEASE}
+    late = [e for e in entries if e.kind == EntryKind.REFUND and e.ref in released]
+    assert len(late) == 1 and late[0].at > released[late[0].ref]
+    (refund,) = late
+    postings = await db.execute(
+        select(Posting.account, Posting.amount_fen).where(Posting.entry_id == refund.id)
+    )
+    legs = {name: fen for name, fen in postings}
+    assert legs["clearing:payments"] == LATE_REFUND_FEN
+    assert all(name.endswith(":available") for name in legs if name != "clearing:payments")
+    assert len(released) == sum(delivered for *_, delivered in ANCHOR_ORDERS)
+    (payout,) = await db.scalars(select(Payout))
+    assert payout.status == PayoutStatus.PAID and payout.amount_fen == earnings["paid_out_fen"]
+    conn = await db.connection()
+    report = await conn.run_sync(ledger.verify)
+    assert report.ok, report
 
 
 async def test_demo_loads_once(client: httpx.AsyncClient, db: AsyncSession) -> None:

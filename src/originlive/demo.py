@@ -6,18 +6,28 @@ their codes are the National Bureau of Statistics' own. Every demo account has t
 """
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from originlive.accounts import service as accounts
 from originlive.accounts.models import Role, User
+from originlive.affiliates import lineup
+from originlive.affiliates import schemas as affiliates_schemas
+from originlive.affiliates import service as affiliates
+from originlive.batching import OrderWriter, create_order_writer
 from originlive.catalog import schemas
 from originlive.catalog import service as catalog
 from originlive.db import create_engine, create_sessionmaker, utcnow
+from originlive.ledger import service as ledger
+from originlive.ledger.accounts import Holder, account
+from originlive.ledger.payouts import sandbox as payout_bank
+from originlive.ledger.payouts import service as payouts
+from originlive.ledger.settlement import service as settlement
 from originlive.live import service as live
 from originlive.live.schemas import LiveSessionCreate
 from originlive.logistics import schemas as delivery
@@ -37,6 +47,8 @@ from originlive.settings import Settings
 DEMO_PASSWORD = "originlive-demo"
 OPERATOR_EMAIL = "operator@example.com"
 BUYER_EMAIL = "buyer@example.com"
+ANCHOR_EMAIL = "anchor.xinnong@example.com"
+T = TypeVar("T")
 
 # (code, name, parent code): the township or village each demo shop sits in.
 PLACES = [
@@ -275,10 +287,24 @@ async def _user(session: AsyncSession, email: str, name: str, *roles: Role) -> U
     )
 
 
-async def seed_session(session: AsyncSession) -> list[str]:
-    """Add the demo accounts, places, shops and products; returns what was made, line by line."""
+async def seed_session(
+    session: AsyncSession, *, policy: settlement.Policy | None = None
+) -> list[str]:
+    """Add the demo accounts, places, shops and products; returns what was made, line by line.
+    ``policy`` is the deployment's settlement policy (the default settings' if None)."""
     if await accounts.get_by_email(session, email=OPERATOR_EMAIL) is not None:
         return ["demo data is already loaded"]
+    url = (await session.connection()).engine.url.render_as_string(hide_password=False)
+    writer = create_order_writer(url)
+    try:
+        return await _seed(session, _Writer(session, writer), policy=policy)
+    finally:
+        await writer.close()
+
+
+async def _seed(
+    session: AsyncSession, writer: "_Writer", *, policy: settlement.Policy | None
+) -> list[str]:
     operator = await _user(session, OPERATOR_EMAIL, "县电商中心 运营", Role.OPERATOR)
     await _user(session, BUYER_EMAIL, "王小满")
     for code, name, parent in PLACES:
@@ -338,7 +364,15 @@ async def seed_session(session: AsyncSession) -> list[str]:
     assert offer is not None
     await live.pin(session, live=room, offer=offer)
     made.append(f"flash offer {offer_id}: 500 x {kiwi.name} kiwis at ¥29.90, 2 per buyer")
-    made += await _seed_delivery(session, grove=grove, grower=grower, sku_id=kiwi.id)
+    made += await _seed_delivery(session, writer, grove=grove, grower=grower, sku_id=kiwi.id)
+    hotpot = next(x for x in listed if x[0].title.startswith("手工牛油火锅底料"))
+    big_kiwi = (kiwi_product.skus[1], grove, grower)
+    made += await _seed_anchor(
+        session,
+        writer,
+        goods=[big_kiwi, (hotpot[0].skus[2], hotpot[1], hotpot[2])],
+        policy=policy or settlement.policy_of(Settings()),
+    )
     return made
 
 
@@ -368,7 +402,7 @@ SESSION_BUYERS = [
 
 
 async def _seed_delivery(
-    session: AsyncSession, *, grove: Any, grower: User, sku_id: int
+    session: AsyncSession, writer: "_Writer", *, grove: Any, grower: User, sku_id: int
 ) -> list[str]:
     """The network, and last night's ended kiwi session: its paid orders shipped as parcels,
     one waiting for pick-up at 徐杨村 (its code on the demo buyer's order page), one in a
@@ -422,7 +456,7 @@ async def _seed_delivery(
         buyer = await accounts.get_by_email(session, email=email)
         if buyer is None:
             buyer = await _user(session, email, name)
-        paid = partial(
+        order = await writer.run(
             _paid_order,
             buyer_id=buyer.id,
             name=name,
@@ -431,27 +465,10 @@ async def _seed_delivery(
             quantity=1 + n % 2,
             now=now,
         )
-        order = await conn.run_sync(paid)
-        shipped = await orders.get_order(session, order_id=order)
-        assert shipped is not None
-        route = await logistics.route_for(
-            session, shop_region=grove.region_code, buyer_region=village
+        parcels.append(
+            await _ship(session, order_id=order, shop=grove, actor=grower, village=village, now=now)
         )
-        plan = tracking.NewParcel(
-            items=[(i.id, i.quantity) for i in shipped.items], route=route, weight_grams=2600
-        )
-        ship = partial(
-            tracking.ship,
-            order_id=shipped.id,
-            shop_id=grove.id,
-            region_code=village,
-            parcels=[plan],
-            actor_id=grower.id,
-            now=now,
-            note="1 parcel(s)",
-        )
-        (parcel_id,) = await conn.run_sync(ship)
-        parcels.append((parcel_id, route))
+    conn = await session.connection()
     await conn.run_sync(lambda sync: _move_parcels(sync, parcels, now=now))
     await live.end(session, live=ended)
     run = await _collection_run(session, grove=grove, grower=grower, sku_id=sku_id, nodes=nodes)
@@ -464,6 +481,32 @@ async def _seed_delivery(
         f" waiting for pick-up at {NETWORK[2][2]} (the demo buyer's), one in a bag, the rest on"
         " their way",
     ]
+
+
+async def _ship(
+    session: AsyncSession, *, order_id: int, shop: Any, actor: User, village: str, now: dt.datetime
+) -> tuple[int, list[int]]:
+    """The shop packs the paid order as one parcel, routed through the network; returns the
+    parcel's id and its route."""
+    shipped = await orders.get_order(session, order_id=order_id)
+    assert shipped is not None
+    route = await logistics.route_for(session, shop_region=shop.region_code, buyer_region=village)
+    plan = tracking.NewParcel(
+        items=[(i.id, i.quantity) for i in shipped.items], route=route, weight_grams=2600
+    )
+    ship = partial(
+        tracking.ship,
+        order_id=shipped.id,
+        shop_id=shop.id,
+        region_code=village,
+        parcels=[plan],
+        actor_id=actor.id,
+        now=now,
+        note="1 parcel(s)",
+    )
+    conn = await session.connection()
+    (parcel_id,) = await conn.run_sync(ship)
+    return parcel_id, route
 
 
 async def _collection_run(
@@ -608,17 +651,170 @@ def _move_parcels(conn: Any, parcels: list[tuple[int, list[int]]], *, now: dt.da
         scan(parcel_id, hops[0], ParcelStatus.IN_TRANSIT, 2)
 
 
+@dataclass
+class _Writer:
+    """The order writer, as the server runs its rules (on SQLite a connection of its own, which
+    ``orders.bulk`` needs); the demo's session commits first, so that the writer finds what it
+    made and SQLite's write lock free."""
+
+    session: AsyncSession
+    writer: OrderWriter
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        await self.session.commit()
+        return await self.writer.run(fn, **kwargs)
+
+    async def close(self) -> None:
+        """The writer is the demo's: it closes when the demo is loaded."""
+
+
+# The "new farmer" anchor's session: (buyer's e-mail, which of the goods, delivered). Those
+# delivered are confirmed by their buyers and released; the rest are on their way, pending.
+ANCHOR_ORDERS = [
+    ("buyer2@example.com", 0, True),
+    ("buyer3@example.com", 1, True),
+    ("buyer4@example.com", 0, True),
+    ("buyer5@example.com", 1, False),
+    ("buyer2@example.com", 1, False),
+]
+# The shops' open plans the anchor joined, by the goods' order: (name, rate in basis points).
+ANCHOR_PLANS = [("徐杨猕猴桃 新农人带货", 1000), ("黄水火锅底料 主播分佣", 1500)]
+LATE_REFUND_FEN = 1000  # given back by the kiwi co-operative after release: two bruised kiwis
+
+
+async def _seed_anchor(
+    session: AsyncSession,
+    writer: _Writer,
+    *,
+    goods: list[tuple[Any, Any, User]],
+    policy: settlement.Policy,
+) -> list[str]:
+    """A "new farmer" anchor joins the kiwi co-operative's and the hot-pot maker's open plans
+    and sells a SKU of each in a session of their own; buyers order and pay. Some parcels are
+    delivered and confirmed, some on their way. The settlement runs as it would once the
+    after-sales window has closed (``policy.after_sales`` ahead): the confirmed orders are
+    released, the rest stay pending; the co-operative then refunds part of a released order,
+    and the anchor is paid out part of what is available through the sandbox bank."""
+    anchor = await _user(session, ANCHOR_EMAIL, "新农人 小周", Role.ANCHOR)
+    room = await live.create_session(
+        session,
+        shop=None,
+        anchor=anchor,
+        data=LiveSessionCreate(title="新农人小周 陕西猕猴桃配重庆火锅", description="两地好物"),
+    )
+    await live.start(session, live=room)
+    offers = []
+    for (sku, shop, owner), (name, rate_bp) in zip(goods, ANCHOR_PLANS, strict=True):
+        plan = await affiliates.create_plan(
+            session,
+            shop=shop,
+            actor=owner,
+            data=affiliates_schemas.PlanCreate(name=name, rate_bp=rate_bp, auto_approve=True),
+        )
+        await affiliates.join_plan(session, plan=plan, anchor=anchor)
+        item = await lineup.propose(
+            session,
+            writer,
+            live=room,
+            anchor=anchor,
+            data=affiliates_schemas.LineupItemCreate(
+                sku_id=sku.id, price_cents=sku.price_cents - 1000, quantity=100, per_buyer_limit=2
+            ),
+        )
+        assert item.offer_id is not None  # the plan approves by itself
+        offers.append(item.offer_id)
+    released = []
+    for email, which, delivered in ANCHOR_ORDERS:
+        buyer = await accounts.get_by_email(session, email=email)
+        assert buyer is not None  # a buyer of last night's session
+        village = next(v for e, _name, v in SESSION_BUYERS if e == email)
+        _sku, shop, owner = goods[which]
+        order_id = await writer.run(
+            _paid_order, buyer_id=buyer.id, name=buyer.display_name, region_code=village,
+            offer_id=offers[which], quantity=1, now=utcnow(),
+        )  # fmt: skip
+        conn = await session.connection()
+        parcel_id, route = await _ship(
+            session, order_id=order_id, shop=shop, actor=owner, village=village, now=utcnow()
+        )
+        await conn.run_sync(partial(_carry, parcel_id=parcel_id, route=route, delivered=delivered))
+        if delivered:
+            order = await orders.get_order(session, order_id=order_id)
+            assert order is not None
+            await orders.confirm_receipt(writer, order=order, actor=buyer)
+            released.append((order_id, owner))
+    await live.end(session, live=room)
+    # A week on, as the settlement runs then: the after-sales windows have closed.
+    later = utcnow() + policy.after_sales + dt.timedelta(hours=1)
+    done = await settlement.run(writer, policy=policy, now=later)
+    late_order, kiwi_owner = released[0]
+    await writer.run(
+        payments.refund, order_id=late_order, amount_cents=LATE_REFUND_FEN,
+        reason="两个猕猴桃磕伤了", actor_id=kiwi_owner.id, provider_ref=sandbox.refund_ref(),
+        now=later + dt.timedelta(hours=1),
+    )  # fmt: skip
+    await settlement.run(writer, policy=policy, now=later + dt.timedelta(hours=1))
+    paid = await _pay_out(writer, anchor, now=later + dt.timedelta(hours=2))
+    return [
+        f"anchor {ANCHOR_EMAIL} joined the kiwi co-operative's and the hot-pot maker's open plans"
+        f" and sold both in their own session {room.id} (ended): {len(ANCHOR_ORDERS)} orders,"
+        f" {len(released)} delivered, confirmed and released, the rest pending on their way",
+        f"settled as a week on: {done.released} orders released; the kiwi co-operative refunded"
+        f" ¥{LATE_REFUND_FEN / 100:.2f} of order {late_order} after release; the anchor was paid"
+        f" out ¥{paid / 100:.2f} through the sandbox bank",
+    ]
+
+
+def _carry(conn: Any, parcel_id: int, route: list[int], *, delivered: bool) -> None:
+    """The parcel leaves its first hub; if ``delivered``, it travels its route and its last
+    node delivers it to the door."""
+    code = str(conn.execute(select(Parcel.code).where(Parcel.id == parcel_id)).scalar_one())
+    steps = [(route[0], ParcelStatus.PICKED_UP), (route[0], ParcelStatus.IN_TRANSIT)]
+    if delivered:
+        for node in route[1:-1]:
+            steps += [(node, ParcelStatus.AT_NODE), (node, ParcelStatus.IN_TRANSIT)]
+        steps += [
+            (route[-1], ParcelStatus.AT_NODE),
+            (route[-1], ParcelStatus.OUT_FOR_DELIVERY),
+            (route[-1], ParcelStatus.DELIVERED),
+        ]
+    for n, (node, status) in enumerate(steps):
+        at = utcnow()
+        scan = tracking.Scan(f"demo-{parcel_id}-{n}", status, at)
+        tracking.scan_parcel(conn, code=code, scan=scan, node_id=node, actor_id=None, now=at)
+
+
+async def _pay_out(writer: _Writer, anchor: User, *, now: dt.datetime) -> int:
+    """Half the anchor's available money, in whole yuan, paid out through the sandbox bank and
+    answered as its webhook would; returns the fen paid."""
+    available = account(Holder.ANCHOR, "available", anchor.id)
+    held = await writer.run(ledger.balance, account=available)
+    made = await writer.run(
+        payouts.request, account=available, amount_fen=held // 200 * 100,
+        provider=payout_bank.NAME, key=f"demo-payout-{anchor.id}", now=now, actor_id=anchor.id,
+    )  # fmt: skip
+    await payouts.send(writer, payout_bank.SandboxProvider(), payout_id=made.payout_id)
+    answer = payout_bank.outcome(await writer.run(payouts.transfer_of, payout_id=made.payout_id))
+    await writer.run(
+        payouts.apply, provider=payout_bank.NAME, event_id=answer.id, payout_id=answer.payout_id,
+        paid=answer.type == payout_bank.PAID, amount_fen=answer.amount_fen,
+        currency=answer.currency, now=now, note=answer.reason,
+    )  # fmt: skip
+    return answer.amount_fen
+
+
 async def seed(settings: Settings) -> str:
     """Load the demo data into the configured database; returns a summary to print."""
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            made = await seed_session(session)
+            made = await seed_session(session, policy=settlement.policy_of(settings))
             await session.commit()
     finally:
         await engine.dispose()
     accounts_line = (
         f"demo accounts (password {DEMO_PASSWORD}): operator {OPERATOR_EMAIL}, "
-        f"buyer {BUYER_EMAIL}, merchants " + ", ".join(s.owner_email for s in SHOPS)
+        f"buyer {BUYER_EMAIL}, anchor {ANCHOR_EMAIL}, merchants "
+        + ", ".join(s.owner_email for s in SHOPS)
     )
     return "\n".join([*made, accounts_line])
