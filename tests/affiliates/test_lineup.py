@@ -252,7 +252,9 @@ async def test_an_anchor_runs_their_own_session_and_only_anchors_have_one(
     assert home.status_code == 200 and "好物连连看" in home.text
 
 
-async def test_the_line_up_pages_in_english_and_chinese(stage: Stage) -> None:
+async def test_the_line_up_pages_in_english_and_chinese(
+    stage: Stage, make_operator: Callable[[], Awaitable[Actor]]
+) -> None:
     client, anchor, second = stage.client, stage.anchor, stage.second
     mine = await client.get("/anchor/live", headers=anchor.headers | HTML)
     assert mine.status_code == 200 and "好物连连看" in mine.text and "My sessions" in mine.text
@@ -293,6 +295,15 @@ async def test_the_line_up_pages_in_english_and_chinese(stage: Stage) -> None:
     control = await client.get(f"/console/live/{stage.session_id}", headers=anchor.headers | HTML)
     assert control.status_code == 200 and 'id="lineup-link"' in control.text
     assert 'id="offer-form"' not in control.text
+    moderation = await client.get(f"/operator/live/{stage.session_id}", headers=anchor.headers)
+    assert moderation.status_code == 200 and "主播小满" in moderation.text
+    started = await client.post(
+        f"/api/v1/live-sessions/{stage.session_id}/start", headers=anchor.headers
+    )
+    assert started.status_code == 200, started.text
+    operator = await make_operator()  # the operators' list shows live and ended rooms
+    rooms = await client.get("/operator/live", headers=operator.headers | HTML)
+    assert rooms.status_code == 200 and f'id="session-{stage.session_id}"' in rooms.text
 
 
 async def test_two_approvals_at_once_open_one_offer(stage: Stage) -> None:
