@@ -2,9 +2,6 @@
 
 import asyncio
 import datetime as dt
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,23 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from originlive.bootstrap import alembic_config
 from originlive.db import create_engine
-from tests.conftest import POSTGRES_ADMIN_URL, require_server
-from tests.servers import drop_database, recreate_database
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 NAMES = ["武功猕猴桃合作社", "ABC 农场", "ＡＢＣ　农场", "武功猕猴桃合作社\u200b", "abc  农场"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own (migrations run forwards and back on it)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrating.db'}"
-        return
-    require_server(POSTGRES_ADMIN_URL, 5432, "PostgreSQL")
-    name = f"originlive_migrating_{os.getpid()}"
-    yield asyncio.run(recreate_database(POSTGRES_ADMIN_URL, name))
-    asyncio.run(drop_database(POSTGRES_ADMIN_URL, name))
 
 
 async def _run(url: str, statement: str, rows: list[dict[str, Any]] | None = None) -> list[Any]:
