@@ -179,7 +179,7 @@ class Money(RuleBasedStateMachine):
                 now=self.now,
             )
 
-    @rule(days=st.sampled_from([0.5, 3, 8]))
+    @rule(days=st.sampled_from([0.5, 3, 6.5, 8]))
     def time_passes(self, days: float) -> None:
         """Time passes, and the server's settlement runs."""
         self.now += timedelta(days=days)
@@ -260,7 +260,7 @@ def _run(connection: Connection) -> None:
     run_state_machine_as_test(
         Money,
         settings=settings(
-            max_examples=40,
+            max_examples=30,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
