@@ -62,6 +62,8 @@ bench: $(STAMP)  ## needs Debian's wrk and tesseract-ocr (video.py); each prints
 	$(BIN)/python bench/images.py
 	$(BIN)/python bench/surge.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/ledger.py --database sqlite
+	$(BIN)/python bench/settlement.py
 
 bench-scaled: $(STAMP)  ## the flash sale on PostgreSQL (127.0.0.1:5432) and Redis (redis-server), two processes
 	$(BIN)/python bench/flash_sale.py --database postgresql --redis --workers 2
