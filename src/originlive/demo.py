@@ -291,7 +291,9 @@ async def seed_session(
     session: AsyncSession, *, policy: settlement.Policy | None = None
 ) -> list[str]:
     """Add the demo accounts, places, shops and products; returns what was made, line by line.
-    ``policy`` is the deployment's settlement policy (the default settings' if None)."""
+    ``policy`` is the deployment's settlement policy (the default settings' if None). The
+    session commits as the demo goes (the order writer's work needs it to), so it must keep
+    loaded objects usable after a commit, as ``db.create_sessionmaker``'s do."""
     if await accounts.get_by_email(session, email=OPERATOR_EMAIL) is not None:
         return ["demo data is already loaded"]
     url = (await session.connection()).engine.url.render_as_string(hide_password=False)
