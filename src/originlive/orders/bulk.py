@@ -202,7 +202,7 @@ def _terms(
 
 def _offer_terms(row: Sequence[Any]) -> placing.OfferTerms:
     sku, shop, title, price, currency, limit, on_sale, session, anchor, plan, rate = row
-    sold_by = None
+    sold_by = placing.NOBODY
     if session is not None or anchor is not None:
         sold_by = placing.Attribution(session, anchor, plan, rate)
     return placing.OfferTerms(sku, shop, title, price, currency, limit, bool(on_sale), sold_by)
@@ -336,16 +336,9 @@ def _decide(
 
 def _attribution_columns(lines: Sequence[placing.PricedLine]) -> dict[str, list[int | None]]:
     """The lines' attribution as the arrays of ``_WRITE``'s items."""
-    columns = [placing.attributed(p.attribution) for p in lines]
-    return {
-        f"item_{name}": [c[column] for c in columns]
-        for name, column in (
-            ("sessions", "live_session_id"),
-            ("anchors", "anchor_id"),
-            ("plans", "plan_id"),
-            ("rates", "commission_bp"),
-        )
-    }
+    columns = zip(*(p.attribution.row for p in lines), strict=True) if lines else [()] * 4
+    names = ("item_sessions", "item_anchors", "item_plans", "item_rates")
+    return {name: list(values) for name, values in zip(names, columns, strict=True)}
 
 
 # Step 2's statement and the counters' read, with the rows locked (``FOR UPDATE``) or not.
@@ -580,8 +573,7 @@ def _write_embedded(
         item_id += len(o.lines)
         for i, p in zip(item_ids, o.lines, strict=True):
             line = (p.line.offer_id, p.title, p.unit_price_cents, p.line.quantity)
-            sold_by = placing.attributed(p.attribution).values()
-            item_rows.append((i, order_id, p.sku_id, *line, *sold_by))
+            item_rows.append((i, order_id, p.sku_id, *line, *p.attribution.row))
         outcomes[o.index] = placing.placed(
             o, order_id=order_id, item_ids=item_ids, event_id=event_id
         )

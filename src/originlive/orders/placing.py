@@ -18,6 +18,7 @@ few statements and write the accepted orders with a few more; their writes keep 
 gate's script (``gate``) is an early copy of ``take`` for offers, tested to answer alike.
 """
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -132,6 +133,15 @@ class Attribution:
     plan_id: int | None = None
     commission_bp: int | None = None
 
+    @property
+    def row(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """The order line's attribution columns, in ``ATTRIBUTION_COLUMNS``' order."""
+        return (self.live_session_id, self.anchor_id, self.plan_id, self.commission_bp)
+
+
+NOBODY = Attribution(None, None)  # a line nobody sold for a commission: a plain SKU's
+ATTRIBUTION_COLUMNS = ("live_session_id", "anchor_id", "plan_id", "commission_bp")
+
 
 @dataclass(frozen=True)
 class OfferTerms:
@@ -145,7 +155,7 @@ class OfferTerms:
     currency: str
     per_buyer_limit: int
     on_sale: bool
-    attribution: Attribution | None = None
+    attribution: Attribution = NOBODY
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,7 @@ class PricedLine:
     title: str
     unit_price_cents: int
     per_buyer_limit: int | None
-    attribution: Attribution | None = None
+    attribution: Attribution = NOBODY
 
 
 @dataclass
@@ -204,7 +214,7 @@ class Decided:
     currency: str
     shipping_cents: int
 
-    @property
+    @functools.cached_property
     def items_cents(self) -> int:
         return sum(p.unit_price_cents * p.line.quantity for p in self.lines)
 
@@ -372,17 +382,8 @@ def shipping_fee(path: str, rates: Sequence[tuple[str | None, int]]) -> int:
 
 
 def attributed(attribution: Attribution | None) -> dict[str, int | None]:
-    """A line's attribution as its columns (and the API's fields): all None for none."""
-    a = attribution or _UNATTRIBUTED
-    return {
-        "live_session_id": a.live_session_id,
-        "anchor_id": a.anchor_id,
-        "plan_id": a.plan_id,
-        "commission_bp": a.commission_bp,
-    }
-
-
-_UNATTRIBUTED = Attribution(None, None)
+    """A line's (or an offer's) attribution as its columns and the API's fields."""
+    return dict(zip(ATTRIBUTION_COLUMNS, (attribution or NOBODY).row, strict=True))
 
 
 def placed(order: Decided, *, order_id: int, item_ids: Sequence[int], event_id: int) -> Placed:
@@ -397,7 +398,10 @@ def placed(order: Decided, *, order_id: int, item_ids: Sequence[int], event_id: 
             "title": p.title,
             "unit_price_cents": p.unit_price_cents,
             "quantity": p.line.quantity,
-            **attributed(p.attribution),
+            "live_session_id": p.attribution.live_session_id,
+            "anchor_id": p.attribution.anchor_id,
+            "plan_id": p.attribution.plan_id,
+            "commission_bp": p.attribution.commission_bp,
         }
         for item_id, p in zip(item_ids, order.lines, strict=True)
     ]
