@@ -25,7 +25,7 @@ from originlive.ledger.settlement import service as settlement
 from originlive.ledger.settlement import split
 from originlive.orders.models import FlashOffer, OrderEvent
 from originlive.payments import sandbox
-from tests.accounts.test_pages import login
+from tests.accounts.test_pages import csrf_of, login
 from tests.conftest import Actor
 from tests.logistics.conftest import Network, scan_id
 from tests.payments.test_api import WEBHOOK, checkout, choose, deliver
@@ -334,3 +334,25 @@ async def test_operators_give_a_shop_a_split_of_its_own(
     held = await balances(app)
     assert held["platform:pending"] == 59  # 3 % of 19.90
     assert held[f"coop:{market.shop_id}:pending"] == 199  # 10 %
+
+
+async def test_the_buyer_confirms_receipt_on_the_order_page(
+    app, network: Network, make_user
+) -> None:
+    buyer = await make_user("buyer")
+    order = await network.paid_order(buyer)
+    client = network.market.client
+    assert (await login(client, buyer.email)).status_code == 303
+    url = f"/orders/{order['id']}"
+    assert 'id="confirm-receipt"' not in (await client.get(url)).text  # paid, not yet sent
+    await delivered(network, order, buyer)
+    page = await client.get(url)
+    assert 'id="confirm-receipt"' in page.text
+    confirmed = await client.post(f"{url}/confirm-receipt", data={"csrf_token": csrf_of(page)})
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == url
+    after = await client.get(url)
+    assert 'id="confirm-receipt"' not in after.text
+    seen = await client.get(f"/api/v1/orders/{order['id']}", headers=buyer.headers)
+    assert seen.json()["status"] == "completed"
+    again = await client.post(f"{url}/confirm-receipt", data={"csrf_token": csrf_of(page)})
+    assert again.status_code == 409  # completed already: nothing changes

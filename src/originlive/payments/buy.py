@@ -160,6 +160,20 @@ async def order_page(
     return render(request, "payments/order.html", context)
 
 
+@router.post("/orders/{order_id}/confirm-receipt", response_class=HTMLResponse)
+async def confirm_receipt(
+    request: Request, order_id: RowId, session: SessionDep, writer: Writer, user: Viewer
+) -> Response:
+    """The buyer has the goods: the order is completed, and its after-sales window starts."""
+    if user is None:
+        return sign_in_first(f"/orders/{order_id}")
+    order = await orders.get_order(session, order_id=order_id)
+    if order is None or order.buyer_id != user.id:
+        raise NotFound(f"No order {order_id} of yours.")
+    await orders.confirm_receipt(writer, order=order, actor=user)
+    return RedirectResponse(f"/orders/{order_id}", status_code=303)
+
+
 @router.get("/orders", response_class=HTMLResponse)
 async def my_orders(
     request: Request, session: SessionDep, user: Viewer, page: PageParam = 1
