@@ -4,7 +4,7 @@ It drives the real rules on a connection like the order writer's, on SQLite and 
 each example in one transaction rolled back at its end: orders placed (some of their lines
 sold by an anchor at a commission) and paid through the sandbox's rules, refunds whole or in
 part at any time, deliveries, confirmations of receipt, time passing, settlement runs, and
-reversals of releases. After every step:
+payouts paid or failed (reversed). After every step:
 
 - the book verifies: every entry sums to zero and has postings, each account's totals equal
   its postings, money in = money held + money paid out (invariant 9);
@@ -32,6 +32,7 @@ from sqlalchemy import Connection, func, select
 from originlive.errors import OriginliveError
 from originlive.ledger import service as ledger
 from originlive.ledger.models import EntryKind, JournalEntry
+from originlive.ledger.payouts import service as payouts
 from originlive.ledger.settlement import service as settlement
 from originlive.ledger.settlement import split
 from originlive.orders import bulk, placing, stock
@@ -62,11 +63,11 @@ class Money(RuleBasedStateMachine):
         self.conn = self.connection
         self.tx = self.conn.begin()
         self.now = START
+        self.shop_with_an_offer()
 
     def teardown(self) -> None:
         self.tx.rollback()
 
-    @initialize()
     def shop_with_an_offer(self) -> None:
         seeded = shop_with_a_sku(self.conn, at=START, buyers=3, price_cents=PRICE, stock=500)
         self.buyers, self.sku = seeded.buyers, seeded.sku
@@ -85,6 +86,15 @@ class Money(RuleBasedStateMachine):
             sold_by=placing.Attribution(None, seeded.buyers[0], 7, 1500),
             now=START,
         )
+
+    @initialize(target=orders)
+    def a_received_order(self) -> int | None:
+        """An order received at the start: a week on, its money may be released and paid
+        out, and refunds after release are within reach of a few steps."""
+        order = self.place_and_pay(buyer=1, offered=1, plain=1)
+        self.deliver(order)
+        self.confirm(order)
+        return order
 
     def _try(self, fn, **kwargs):  # type: ignore[no-untyped-def]
         try:
@@ -189,6 +199,40 @@ class Money(RuleBasedStateMachine):
     def settle(self) -> None:
         while settlement.settle_batch(self.conn, now=self.now, policy=POLICY, limit=3).anything:
             pass
+
+    @rule(share=st.sampled_from([0.5, 1.0, 1.5]), paid=st.booleans())
+    def pay_out(self, share: float, paid: bool) -> None:
+        """An account with money available is paid part or all of it (more is refused and
+        writes nothing); the bank says paid or failed (the payout reversed)."""
+        available = {
+            name: fen
+            for name, fen in ledger.balances(self.conn, prefix="").items()
+            if name.endswith(":available") and not name.startswith("platform:") and fen > 0
+        }
+        if not available:
+            return
+        name = min(available)
+        made = self._try(
+            payouts.request,
+            account=name,
+            amount_fen=max(int(available[name] * share), 1),
+            provider="sandbox",
+            key=f"p{next(_keys)}",
+            now=self.now,
+        )
+        if made is None:
+            assert share > 1  # only more than is available is refused
+            return
+        self._try(
+            payouts.apply,
+            provider="sandbox",
+            event_id=f"ev{made.payout_id}",
+            payout_id=made.payout_id,
+            paid=paid,
+            amount_fen=max(int(available[name] * share), 1),
+            currency="CNY",
+            now=self.now,
+        )
 
     @rule()
     def settle_again_changes_nothing(self) -> None:
