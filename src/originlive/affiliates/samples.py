@@ -132,8 +132,10 @@ async def request_sample(
     sku = await _sample_sku(session, plan=plan, sku_id=data.sku_id)
     address = data.address
     await regions.get_or_404(session, code=address.region_code, field="address.region_code")
-    if open_one := await _open_request(session, anchor_id=anchor.id, product_id=sku.product_id):
-        raise _already(open_one)
+    if await _open_request(session, anchor_id=anchor.id, product_id=sku.product_id):
+        # Perhaps this key's own first request, committed since the look above (PostgreSQL:
+        # another process, a moment ago): its answer, else the 409.
+        return await _raced(session, anchor=anchor, data=data, key=idempotency_key, sku=sku)
     sample = SampleRequest(
         plan_id=plan.id, anchor_id=anchor.id, shop_id=plan.shop_id, product_id=sku.product_id,
         sku_id=sku.id, ship_name=address.name, ship_phone=address.phone,
