@@ -2,9 +2,11 @@
 through the delivery network like any other; a refusal, an empty shelf or a second approval
 writes nothing more."""
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from originlive.catalog.models import Sku
+from originlive.ledger import service as ledger
+from originlive.ledger.settlement import service as settlement
 from tests.affiliates.conftest import Library, MakeActor, rows
 from tests.logistics.conftest import VILLAGE, Network, network  # noqa: F401 (a fixture)
 from tests.orders.conftest import ADDRESS, units
@@ -83,3 +85,30 @@ async def test_a_refused_or_unsendable_sample_writes_nothing_more(
     assert rejected.json()["reject_reason"] == "库存不足"
     # Turned down, the request is closed: the anchor may ask again.
     assert (await library.ask(anchor, plan["id"])).status_code == 201
+
+
+async def test_a_sample_s_cost_comes_out_of_commission_when_the_plan_says_so(
+    app,
+    library: Library,
+    network: Network,  # noqa: F811
+) -> None:
+    anchor = await library.anchor()
+    plan = await library.plan(sample_cost_from_commission=True, name="样品抵佣")
+    assert (await library.join(anchor, plan["id"])).status_code == 201
+    asked = await library.ask(anchor, plan["id"], address=ADDRESS | {"region_code": VILLAGE})
+    assert asked.status_code == 201, asked.text
+    url = f"/api/v1/affiliates/samples/{asked.json()['id']}/approve"
+    assert (await library.client.post(url, headers=library.merchant.headers)).is_success
+    policy = settlement.policy_of(app.state.settings)
+    done = await settlement.run(app.state.order_writer, policy=policy)
+    assert done.samples == 1
+    assert not (await settlement.run(app.state.order_writer, policy=policy)).anything
+    async with app.state.engine.connect() as conn:
+        held = await conn.run_sync(lambda c: ledger.balances(c, prefix=""))
+        report = await conn.run_sync(ledger.verify)
+    price = await library.db.scalar(select(Sku.price_cents).where(Sku.id == library.market.sku_id))
+    assert held == {
+        f"anchor:{anchor.id}:available": -price,  # netted against later commission
+        f"shop:{library.market.shop_id}:available": price,
+    }
+    assert report.ok

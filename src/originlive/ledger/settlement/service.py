@@ -17,6 +17,8 @@ whole entries only and the next run posts the rest and nothing twice:
 4. **Releases** (``release:{order}``): once an order is confirmed and its after-sales window
    has closed, with no refund asked for, what is left of its pending money becomes available,
    and the delivery nodes that handled its parcels are paid their fee out of the shop's part.
+5. **Samples** (``sample:{request}``): a free sample sent under a plan that takes its cost
+   from commission moves the SKU's price from the anchor's available money to the shop's.
 
 Every entry of an order carries the reference ``order:{id}``, so an order's money can be read
 back from the ledger alone (``order_money``). Nothing is payable before step 4 (invariant 10).
@@ -72,6 +74,7 @@ class Settled:
     refunded: int = 0
     confirmed: int = 0
     released: int = 0
+    samples: int = 0  # samples charged to anchors' commission
 
     def __add__(self, other: "Settled") -> "Settled":
         return Settled(*(a + b for a, b in zip(_counts(self), _counts(other), strict=True)))
@@ -102,6 +105,7 @@ def settle_batch(conn: Connection, *, now: datetime, policy: Policy, limit: int 
     done.refunded = _refund(conn, now=now, limit=limit)
     done.confirmed = _confirm(conn, now=now, policy=policy, limit=limit)
     done.released = _release(conn, now=now, policy=policy, limit=limit)
+    done.samples = _charge_samples(conn, now=now, limit=limit)
     return done
 
 
@@ -393,6 +397,44 @@ def _handlers(conn: Connection, order_ids: Sequence[int]) -> dict[int, list[list
     for (order_id, _parcel), nodes in parcels.items():
         handled[order_id].append(nodes)
     return handled
+
+
+# 5. Samples whose plan takes their cost from commission
+
+
+def _charge_samples(conn: Connection, *, now: datetime, limit: int) -> int:
+    """A free sample sent to an anchor under a plan that says so costs the anchor its price
+    (the SKU's at the time of this run) out of their commission: from the anchor's available
+    money to the shop's, which may take the anchor below zero until later earnings net it."""
+    rows = _query(
+        conn,
+        "SELECT s.id, s.anchor_id, s.shop_id, k.price_cents, k.currency FROM sample_requests"
+        " AS s JOIN commission_plans AS p ON p.id = s.plan_id JOIN skus AS k ON k.id = s.sku_id"
+        " WHERE s.order_id IS NOT NULL AND p.sample_cost_from_commission = :yes"
+        " AND k.price_cents > 0"
+        " AND NOT EXISTS (SELECT 1 FROM journal_entries AS j"
+        " WHERE j.idempotency_key = 'sample:' || CAST(s.id AS TEXT)) ORDER BY s.id LIMIT :limit",
+        yes=True,
+        limit=limit,
+    ).fetchall()
+    entries = [
+        ledger.Entry(
+            kind=EntryKind.COMMISSION,
+            ref=f"sample:{sample_id}",
+            key=f"sample:{sample_id}",
+            legs=_legs(
+                {
+                    account(Holder.ANCHOR, "available", anchor_id): -price,
+                    account(Holder.SHOP, "available", shop_id): price,
+                }
+            ),
+            at=now,
+            currency=currency,
+        )
+        for sample_id, anchor_id, shop_id, price, currency in rows
+    ]
+    ledger.post(conn, entries)
+    return len(entries)
 
 
 # Helpers
