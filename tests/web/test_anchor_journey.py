@@ -30,8 +30,8 @@ from originlive.accounts.models import Role
 from originlive.ledger.settlement import split
 from originlive.web.templating import translations
 from tests.conftest import PASSWORD
-from tests.web.test_browser import CHROMIUM_ARGS, SCREENSHOTS, VIEWPORTS, _unavailable, chromium
-from tests.web.test_journey import LOCALES, _operator
+from tests.web.test_browser import CHROMIUM_ARGS, SCREENSHOTS, _unavailable, chromium
+from tests.web.test_journey import LOCALES, _operator, new_page
 
 __all__ = ["chromium"]  # a fixture, used by name
 
@@ -166,10 +166,7 @@ async def test_an_anchor_s_sale_is_split_between_anchor_and_shop(
         try:
 
             async def context(viewport: str) -> Any:
-                made = await browser.new_context(
-                    viewport=VIEWPORTS[viewport], base_url=url, locale=LOCALES[language]
-                )
-                return await made.new_page()
+                return await new_page(browser, url=url, language=language, viewport=viewport)
 
             merchant, anchor, buyer = (
                 await context("desktop"), await context("desktop"), await context("mobile")

@@ -36,6 +36,14 @@ PAGE_BUDGET = 300 * 1024  # the room's first load, video excluded (issue 6)
 LOCALES = {"en": "en-US", "zh_CN": "zh-CN"}
 
 
+async def new_page(browser: Any, *, url: str, language: str, viewport: str) -> Any:
+    """A page in a context of its own: the journey's site, language and screen."""
+    made = await browser.new_context(
+        viewport=VIEWPORTS[viewport], base_url=url, locale=LOCALES[language]
+    )
+    return await made.new_page()
+
+
 async def _operator(database_url: str) -> str:
     """An operator, made as `originlive create-operator` makes one; their email."""
     email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
@@ -99,10 +107,7 @@ async def test_the_whole_journey_through_the_pages(
         try:
 
             async def context(viewport: str) -> Any:
-                made = await browser.new_context(
-                    viewport=VIEWPORTS[viewport], base_url=url, locale=LOCALES[language]
-                )
-                return await made.new_page()
+                return await new_page(browser, url=url, language=language, viewport=viewport)
 
             grower, buyer, operator = (
                 await context("desktop"), await context("mobile"), await context("desktop")
