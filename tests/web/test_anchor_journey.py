@@ -31,7 +31,7 @@ from originlive.ledger.settlement import split
 from originlive.web.templating import translations
 from tests.conftest import PASSWORD
 from tests.web.test_browser import CHROMIUM_ARGS, SCREENSHOTS, _unavailable, chromium
-from tests.web.test_journey import LOCALES, _operator, new_page
+from tests.web.test_journey import LOCALES, _operator, new_page, pay_and_see_the_order
 
 __all__ = ["chromium"]  # a fixture, used by name
 
@@ -229,15 +229,7 @@ async def test_an_anchor_s_sale_is_split_between_anchor_and_shop(
             await buyer.get_by_label(_("Region code")).fill(COUNTY)
             await buyer.get_by_label(_("Address")).fill("武功镇 徐杨村 3组")
             await buyer.get_by_role("button", name=_("Place the order and pay")).click()
-            await buyer.get_by_role("button", name=_("Pay"), exact=True).click()
-            await buyer.get_by_role("link", name=_("See the order")).click()
-            for _attempt in range(50):  # the gateway's webhook arrives within moments
-                if await buyer.locator("#order-status").inner_text() == _("Paid"):
-                    break
-                await asyncio.sleep(0.2)
-                await buyer.reload()
-            await expect(buyer.locator("#order-status")).to_have_text(_("Paid"))
-            order_id = int(buyer.url.rstrip("/").rsplit("/", 1)[1])
+            order_id = await pay_and_see_the_order(buyer, _)
             await shot(buyer, "buyer", "paid")
 
             # The shop ships it through the network; the hub's staff carry it to the door.

@@ -36,6 +36,21 @@ PAGE_BUDGET = 300 * 1024  # the room's first load, video excluded (issue 6)
 LOCALES = {"en": "en-US", "zh_CN": "zh-CN"}
 
 
+async def pay_and_see_the_order(buyer: Any, _: Callable[[str], str]) -> int:
+    """Pay on the sandbox gateway's page, open the order and wait until it says paid; its id."""
+    from playwright.async_api import expect  # imported where the browser tests run only
+
+    await buyer.get_by_role("button", name=_("Pay"), exact=True).click()
+    await buyer.get_by_role("link", name=_("See the order")).click()
+    for _attempt in range(50):  # the gateway's webhook arrives within moments
+        if await buyer.locator("#order-status").inner_text() == _("Paid"):
+            break
+        await asyncio.sleep(0.2)
+        await buyer.reload()
+    await expect(buyer.locator("#order-status")).to_have_text(_("Paid"))
+    return int(buyer.url.rstrip("/").rsplit("/", 1)[1])
+
+
 async def new_page(browser: Any, *, url: str, language: str, viewport: str) -> Any:
     """A page in a context of its own: the journey's site, language and screen."""
     made = await browser.new_context(
@@ -241,15 +256,7 @@ async def test_the_whole_journey_through_the_pages(
             await expect(room.locator("#offer-left")).to_have_text("48")
             await shot(room, "room", "purchase-heard")
             await shot(buyer, "buyer", "checkout")
-            await buyer.get_by_role("button", name=_("Pay"), exact=True).click()
-            await buyer.get_by_role("link", name=_("See the order")).click()
-            for _attempt in range(50):  # the gateway's webhook arrives within moments
-                if await buyer.locator("#order-status").inner_text() == _("Paid"):
-                    break
-                await asyncio.sleep(0.2)
-                await buyer.reload()
-            await expect(buyer.locator("#order-status")).to_have_text(_("Paid"))
-            order_id = int(buyer.url.rstrip("/").rsplit("/", 1)[1])
+            order_id = await pay_and_see_the_order(buyer, _)
             await shot(buyer, "buyer", "paid")
 
             # The grower's sales panel takes the sale in by itself (htmx), units included.
