@@ -220,12 +220,12 @@ def _refund(conn: Connection, *, now: datetime, limit: int) -> int:
             if name.endswith(":" + bucket) and parse(name).holder is not Holder.STATION
         }
         taken = split.allocate(amount, from_)
+        if not taken:
+            continue  # nothing of the order is held any more (it cannot happen in a sane book)
         for name, fen in taken.items():
             held[name] -= fen
         legs = {name: -fen for name, fen in taken.items()}
         legs[split.CLEARING] = sum(taken.values())
-        if not taken:
-            continue  # nothing of the order is held any more (it cannot happen in a sane book)
         entries.append(
             ledger.Entry(
                 kind=EntryKind.REFUND,
